@@ -1,0 +1,1 @@
+"""The embedded default: a real single-node Kubernetes made of supervised host processes."""

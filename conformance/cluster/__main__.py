@@ -1,0 +1,5 @@
+import sys
+
+from conformance.cluster.cli import main
+
+sys.exit(main())

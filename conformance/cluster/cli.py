@@ -1,0 +1,49 @@
+"""Command line of the local cluster harness: up, down, status, hold, release, build."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from conformance.cluster.errors import HarnessError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance.cluster", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("up", help="bring the local cluster up (builds what is missing; idempotent)")
+    sub.add_parser("down", help="stop and remove everything the cluster started or created")
+    sub.add_parser("status", help="print each component's pid, restarts and hold state")
+    sub.add_parser("build", help="build the pinned programs and images into the cache")
+    for name in ("hold", "release"):
+        p = sub.add_parser(name, help=f"{name} one component (fault injection)")
+        p.add_argument("component")
+    args = parser.parse_args(argv)
+    from conformance.cluster import local
+
+    try:
+        if args.command == "up":
+            local.up()
+        elif args.command == "down":
+            local.down()
+        elif args.command == "status":
+            print(json.dumps(local.status(), indent=1))
+        elif args.command == "build":
+            from conformance.cluster import build, stack_images
+
+            stack_images.build_all(build.build_all())
+        else:
+            local.hold(args.component, args.command == "hold")
+    except HarnessError as exc:
+        print(f"error: {exc.problem}", file=sys.stderr)
+        if exc.fix:
+            print(f"  fix: {exc.fix}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

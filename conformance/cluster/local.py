@@ -1,0 +1,188 @@
+"""Bring the local cluster up and down: the `cluster` and `cluster-down` nox sessions."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import asdict
+from pathlib import Path
+
+from conformance.cluster import build, components, host, network, paths, pki
+from conformance.cluster.errors import HarnessError
+
+SUPERVISOR_STOP_S = 90
+UP_LIMITS_S = {"etcd": 60, "kube-apiserver": 120, "containerd": 60, "node-ready": 180}
+
+
+def _supervisor_pid() -> int | None:
+    try:
+        pid = int(paths.SUPERVISOR_PID.read_text())
+        os.kill(pid, 0)
+        return pid
+    except (OSError, ValueError):
+        return None
+
+
+def status() -> dict:
+    """What the supervisor reports about each component; empty when no cluster runs."""
+    pid = _supervisor_pid()
+    status_file = paths.STATE / "status.json"
+    if pid is None or not status_file.exists():
+        return {}
+    return json.loads(status_file.read_text())
+
+
+def _until(what: str, check, limit_s: float, log_file: Path | None = None):
+    """Poll `check` until it returns a truthy value; on timeout say what and show the evidence."""
+    deadline = time.monotonic() + limit_s
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            value = check()
+            if value:
+                return value
+            last = f"not yet: {value!r}"
+        except Exception as exc:  # the last error is the evidence shown on timeout
+            last = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.5)
+    tail = ""
+    if log_file and log_file.exists():
+        tail = "\n  last log lines:\n    " + "\n    ".join(log_file.read_text(errors="replace").splitlines()[-15:])
+    raise HarnessError(f"waited {limit_s:.0f} s for {what}; last seen: {last}{tail}",
+                       fix=f"read {log_file or paths.LOGS}; `nox -s cluster-down` clears a broken cluster")
+
+
+def _https_get(path: str, timeout: float = 5) -> str:
+    ctx = ssl.create_default_context(cafile=str(paths.PKI / "ca.crt"))
+    ctx.load_cert_chain(str(paths.PKI / "admin.crt"), str(paths.PKI / "admin.key"))
+    with urllib.request.urlopen(f"{components.API_SERVER}{path}", context=ctx, timeout=timeout) as resp:
+        return resp.read().decode()
+
+
+def _kubectl(*args: str, timeout: float = 30) -> str:
+    proc = subprocess.run(["kubectl", f"--kubeconfig={paths.kubeconfig('admin')}", *args],
+                          capture_output=True, text=True, timeout=timeout, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.strip())
+    return proc.stdout
+
+
+def _node_ready() -> bool:
+    out = _kubectl("get", "node", network.NODE_NAME, "-o",
+                   "jsonpath={.status.conditions[?(@.type=='Ready')].status}")
+    return out.strip() == "True"
+
+
+def _start_supervisor() -> None:
+    paths.LOGS.mkdir(parents=True, exist_ok=True)
+    out = open(paths.LOGS / "supervisor.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "conformance.cluster.supervisor", str(paths.SUPERVISOR_SPEC)],
+        stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+        cwd=str(paths.REPO), env=dict(os.environ, PYTHONPATH=str(paths.REPO)),
+    )
+    out.close()
+    paths.SUPERVISOR_PID.write_text(str(proc.pid))
+
+
+def _healthy() -> bool:
+    try:
+        return "ok" in _https_get("/readyz", timeout=3) and _node_ready()
+    except Exception:
+        return False
+
+
+def up(log=print) -> None:
+    """Bring the cluster up, building what is missing; a no-op when it is up and healthy."""
+    if os.geteuid() != 0:
+        raise HarnessError("the local cluster needs root", fix="run as root (the CI machines are)")
+    if _supervisor_pid() is not None:
+        if _healthy():
+            log("the local cluster is already up and healthy")
+            return
+        log("an earlier cluster is running but not healthy: taking it down first")
+        down(log)
+    elif paths.STATE.exists():
+        log("found the remains of a stopped earlier cluster: removing them first")
+        down(log)
+    host.check_disk(paths.CACHE, paths.STATE)
+    host.ensure_packages(log)
+    host.check_ports(components.PORTS)
+    t0 = time.monotonic()
+    progs = build.build_all(log=log)
+    log(f"programs ready in {time.monotonic() - t0:.0f} s")
+    from conformance.cluster import stack_images  # images need the built programs
+
+    archives = stack_images.build_all(progs, log=log)
+
+    paths.STATE.mkdir(parents=True, exist_ok=True)
+    paths.HOLD.mkdir(parents=True, exist_ok=True)
+    (paths.STATE / "baseline.json").write_text(json.dumps(asdict(network.ruleset())))
+    sysctls = network.up()
+    (paths.STATE / "sysctl-before.json").write_text(json.dumps(sysctls))
+    pki.ensure_ca()
+    for identity in pki.IDENTITIES:
+        pki.write_kubeconfig(identity, components.API_SERVER)
+    components.cni_config()
+    spec = {"hold_dir": str(paths.HOLD), "status": str(paths.STATE / "status.json"),
+            "components": components.specs(progs)}
+    paths.SUPERVISOR_SPEC.write_text(json.dumps(spec, indent=1))
+    _start_supervisor()
+    _until("etcd to answer /health", lambda: urllib.request.urlopen(
+        f"{components.ETCD_CLIENT}/health", timeout=3).status == 200, UP_LIMITS_S["etcd"], paths.LOGS / "etcd.log")
+    _until("containerd's socket", paths.CONTAINERD_SOCK.exists, UP_LIMITS_S["containerd"], paths.LOGS / "containerd.log")
+    stack_images.load_all(progs, archives, log=log)
+    _until("kube-apiserver /readyz", lambda: "ok" in _https_get("/readyz"), UP_LIMITS_S["kube-apiserver"],
+           paths.LOGS / "kube-apiserver.log")
+    from conformance.manifests import apply_paths  # the one loader, used with the admin identity
+
+    apply_paths([paths.MANIFESTS / "local-cluster"], kubeconfig=paths.kubeconfig("admin"))
+    _until(f"node {network.NODE_NAME} to be Ready", _node_ready, UP_LIMITS_S["node-ready"], paths.LOGS / "kubelet.log")
+    log(f"the local cluster is up in {time.monotonic() - t0:.0f} s; admin kubeconfig: {paths.kubeconfig('admin')}")
+
+
+def hold(component: str, held: bool) -> None:
+    """Stop (held) or let the supervisor restart (released) one component, for fault injection."""
+    names = [c["name"] for c in json.loads(paths.SUPERVISOR_SPEC.read_text())["components"]]
+    if component not in names:
+        raise HarnessError(f"no component named {component!r}", fix=f"use one of: {', '.join(names)}")
+    flag = paths.HOLD / component
+    if held:
+        flag.touch()
+    else:
+        flag.unlink(missing_ok=True)
+
+
+def down(log=print) -> None:
+    """Stop everything the cluster started and remove everything it created (not the cache)."""
+    pid = _supervisor_pid()
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + SUPERVISOR_STOP_S
+        while _supervisor_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if _supervisor_pid() is not None:
+            os.kill(pid, signal.SIGKILL)
+    # Shims, pod processes and anything else run from the cluster's binaries.
+    roots = (paths.CACHE / "bin", paths.STATE, paths.RUN)
+    host.kill_all(host.pids_using(roots))
+    host.unmount_all((paths.STATE, paths.RUN, Path("/run/netns")))
+    sysctls = {}
+    if (paths.STATE / "sysctl-before.json").exists():
+        sysctls = json.loads((paths.STATE / "sysctl-before.json").read_text())
+    network.down(sysctls)
+    baseline = None
+    if (paths.STATE / "baseline.json").exists():
+        data = json.loads((paths.STATE / "baseline.json").read_text())
+        baseline = network.Ruleset(data["iptables"], data["ip6tables"], tuple(data["nft_tables"]), tuple(data["ipsets"]))
+    network.clean_rules(baseline)
+    host.remove_cgroups()
+    for d in (paths.STATE, paths.RUN, paths.CNI_CONF.parent):
+        shutil.rmtree(d, ignore_errors=True)
+    log("the local cluster is down; build cache kept at " + str(paths.CACHE))

@@ -1,0 +1,83 @@
+"""nox owns the environment; pytest observes it.
+
+Sessions bring the local cluster up or down, install the stack, and run the conformance
+suites or the project's own tests against an existing cluster.
+"""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import nox
+
+sys.path.insert(0, str(Path(__file__).parent))
+from conformance.cluster import paths  # noqa: E402  (stdlib only: safe before the venv exists)
+
+nox.options.sessions = ["conformance"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+ADMIN = str(paths.kubeconfig("admin"))
+RUNNER = str(paths.kubeconfig("runner"))
+
+
+def _install(session: nox.Session) -> None:
+    session.install("-e", ".[dev]")
+
+
+def _cluster_up(session: nox.Session) -> None:
+    session.run("python", "-m", "conformance.cluster", "up")
+
+
+def _stack(session: nox.Session) -> None:
+    session.run("python", "-m", "conformance.stack", "--kubeconfig", ADMIN)
+
+
+@nox.session(name="cluster")
+def cluster(session: nox.Session) -> None:
+    """Bring up the local cluster (real kube-apiserver, kubelet, containerd, ...); idempotent."""
+    _install(session)
+    _cluster_up(session)
+
+
+@nox.session(name="cluster-down")
+def cluster_down(session: nox.Session) -> None:
+    """Stop and remove everything the local cluster started or created; keeps the build cache."""
+    _install(session)
+    session.run("python", "-m", "conformance.cluster", "down")
+
+
+@nox.session(name="stack")
+def stack(session: nox.Session) -> None:
+    """Install the pinned stack (manifests/stack.yaml) on the local cluster; idempotent."""
+    _install(session)
+    _stack(session)
+
+
+@nox.session(name="conformance")
+def conformance(session: nox.Session) -> None:
+    """Cluster + stack + every conformance suite on the local cluster (the main job)."""
+    _install(session)
+    _cluster_up(session)
+    _stack(session)
+    session.run("pytest", "suites", "--profile=local", f"--kubeconfig={RUNNER}",
+                "--junitxml=reports/junit.xml", "--alluredir=reports/allure-results", *session.posargs)
+
+
+@nox.session(name="tests")
+def tests(session: nox.Session) -> None:
+    """The project's own tests: unit tests, then integration tests on the local cluster."""
+    _install(session)
+    session.run("pytest", "tests/unit", "-q", "-p", "no:randomly")
+    _cluster_up(session)
+    _stack(session)
+    session.run("pytest", "tests/integration", "-q", *session.posargs,
+                env={"PCF_ADMIN_KUBECONFIG": ADMIN})
+
+
+@nox.session(name="bench")
+def bench(session: nox.Session) -> None:
+    """Benchmarks of the harness and the suite; they print numbers, they assert nothing."""
+    _install(session)
+    session.run("python", "benchmarks/cluster_bringup.py", *session.posargs)
