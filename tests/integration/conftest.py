@@ -1,0 +1,28 @@
+"""Integration tests run against the local cluster that `nox -s tests` brought up."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conformance import manifests
+from conformance.cluster import paths
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def admin_kubeconfig() -> Path:
+    path = Path(os.environ.get("PCF_ADMIN_KUBECONFIG", paths.kubeconfig("admin")))
+    if not path.exists():
+        pytest.fail(f"no local cluster: {path} is missing; bring it up with `nox -s cluster`")
+    return path
+
+
+@pytest.fixture(scope="session")
+def admin_api(admin_kubeconfig):
+    return manifests.api_client(admin_kubeconfig)
