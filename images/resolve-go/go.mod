@@ -1,0 +1,3 @@
+module platform-conformance/images/resolve-go
+
+go 1.24
