@@ -183,6 +183,10 @@ def build_all(names: list[str] | None = None, log=print) -> dict[str, Program]:
     progs = programs()
     wanted = [progs[n] for n in (names or list(progs))]
     missing = [p for p in wanted if not p.built]
+    if missing and shutil.which("go") is None:
+        raise HarnessError(
+            f"go is not installed, and these programs need building: {', '.join(p.name for p in missing)}",
+            fix="install Go 1.26 (the machine image has it in /usr/local/go/bin) and put it on PATH")
     if missing:
         # The largest build goes first so the small ones overlap with it.
         missing.sort(key=lambda p: -len(p.packages))

@@ -21,12 +21,16 @@ UP_LIMITS_S = {"etcd": 60, "kube-apiserver": 120, "containerd": 60, "node-ready"
 
 
 def _supervisor_pid() -> int | None:
+    """The running supervisor's pid; a zombie or a recycled pid does not count."""
     try:
         pid = int(paths.SUPERVISOR_PID.read_text())
-        os.kill(pid, 0)
-        return pid
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
+    if stat.rsplit(")", 1)[1].split()[0] == "Z" or b"conformance.cluster.supervisor" not in cmdline:
+        return None
+    return pid
 
 
 def status() -> dict:
@@ -183,6 +187,9 @@ def down(log=print) -> None:
         baseline = network.Ruleset(data["iptables"], data["ip6tables"], tuple(data["nft_tables"]), tuple(data["ipsets"]))
     network.clean_rules(baseline)
     host.remove_cgroups()
-    for d in (paths.STATE, paths.RUN, paths.CNI_CONF.parent):
+    for d in (paths.STATE, paths.RUN, paths.CNI_CONF.parents[1]):
         shutil.rmtree(d, ignore_errors=True)
+    for d in (paths.STATE.parent,):
+        if d.exists() and not any(d.iterdir()):
+            d.rmdir()
     log("the local cluster is down; build cache kept at " + str(paths.CACHE))

@@ -18,13 +18,40 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
+PR_SET_CHILD_SUBREAPER = 36
 STOP_GRACE_S = 15
 POLL_S = 0.5
 MAX_BACKOFF_S = 10
 
 
+def _prctl(option: int, value: int) -> None:
+    ctypes.CDLL("libc.so.6", use_errno=True).prctl(option, value)
+
+
 def _die_with_parent() -> None:
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    _prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _adopted(own: set[int]) -> list[int]:
+    """Orphans re-parented to us (runtime shims, pod processes): not started by us directly."""
+    me = str(os.getpid())
+    out = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) not in own:
+            try:
+                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[1] == me:
+                    out.append(int(entry.name))
+            except (OSError, IndexError):
+                continue
+    return out
+
+
+def _reap(pids: list[int]) -> None:
+    for pid in pids:
+        try:
+            os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            pass
 
 
 @dataclass
@@ -69,6 +96,9 @@ def run(spec_path: Path) -> int:
     hold_dir = Path(spec["hold_dir"])
     status_path = Path(spec["status"])
     children = [Child(c["name"], c["argv"], c.get("env", {}), c["log"]) for c in spec["components"]]
+    # Shims outlive the runtime that started them; as their subreaper we reap them and can
+    # stop them on the way out, so nothing of the cluster survives it.
+    _prctl(PR_SET_CHILD_SUBREAPER, 1)
     stopping = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stopping.set())
     signal.signal(signal.SIGINT, lambda *_: stopping.set())
@@ -99,10 +129,20 @@ def run(spec_path: Path) -> int:
         tmp = status_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(status))
         tmp.replace(status_path)
+        _reap(_adopted({c.proc.pid for c in children if c.proc}))
         stopping.wait(POLL_S)
 
     for child in reversed(children):
         child.stop()
+    for _ in range(3):
+        orphans = _adopted(set())
+        for pid in orphans:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.2)
+        _reap(orphans)
     status_path.unlink(missing_ok=True)
     return 0
 
