@@ -177,8 +177,10 @@ def specs(progs: dict[str, Program]) -> list[dict]:
          "argv": [str(ctd.binary("containerd")), f"--config={containerd_config(ctd)}", "--log-level=warn"]},
         # The LAN's resolver: the upstream CoreDNS forwards to, answering for the outside host.
         {"name": "lan-dns", "log": log("lan-dns"), "argv": [
+            # As root it keeps its credentials, so it still dies with the supervisor.
             "/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
-            "--no-hosts", "--bind-interfaces", f"--listen-address={net.NODE_IPV4}", "--pid-file=",
+            "--no-hosts", "--bind-interfaces", f"--listen-address={net.NODE_IPV4}", "--user=root",
+            f"--pid-file={paths.RUN / 'lan-dns.pid'}",
             "--log-facility=-", *(f"--address=/{net.OUTSIDE_NAME}/{ip}" for ip in (net.OUTSIDE_IPV4, net.OUTSIDE_IPV6))]},
         {"name": "kube-apiserver", "log": log("kube-apiserver"), "argv": [
             str(k8s.binary("kube-apiserver")), f"--etcd-servers={ETCD_CLIENT}",

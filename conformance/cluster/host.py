@@ -84,18 +84,21 @@ def check_ports(ports: dict[int, str]) -> None:
                            fix="stop that process, or run `nox -s cluster-down` if it is an earlier cluster")
 
 
-def pids_using(prefixes: tuple[Path, ...]) -> list[int]:
-    """Processes whose executable lies under one of these folders, or that live in pod cgroups."""
+def pids_using(prefixes: tuple[Path, ...], marker: Path | None = None) -> list[int]:
+    """Processes run from one of these folders, or whose command line names `marker`, and
+    every process in a pod cgroup."""
     out = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
             continue
         try:
             exe = os.readlink(entry / "exe")
+            cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
             cgroup = (entry / "cgroup").read_text()
         except OSError:
             continue
-        if any(exe.startswith(str(p)) for p in prefixes) or "/kubepods" in cgroup:
+        if (any(exe.startswith(str(p)) for p in prefixes) or "/kubepods" in cgroup
+                or (marker is not None and str(marker) in cmdline)):
             out.append(int(entry.name))
     return out
 

@@ -175,7 +175,7 @@ def down(log=print) -> None:
             os.kill(pid, signal.SIGKILL)
     # Shims, pod processes and anything else run from the cluster's binaries.
     roots = (paths.CACHE / "bin", paths.STATE, paths.RUN)
-    host.kill_all(host.pids_using(roots))
+    host.kill_all(host.pids_using(roots, marker=paths.RUN))
     host.unmount_all((paths.STATE, paths.RUN, Path("/run/netns")))
     sysctls = {}
     if (paths.STATE / "sysctl-before.json").exists():

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.cluster import host, network, paths
+from conformance.cluster import components, host, network, paths
 
 pytestmark = pytest.mark.lifecycle
 HARNESS_S = 600
@@ -41,7 +41,9 @@ def leftovers(baseline: dict, sysctls: dict) -> dict[str, list]:
     links = [line.split(":")[1].strip().split("@")[0] for line in
              network.sh("ip", "-o", "link").stdout.splitlines()]
     return {
-        "processes": [p for p in host.pids_using(roots) if _state(p) != "Z"],
+        "processes": [p for p in host.pids_using(roots, marker=paths.RUN) if _state(p) != "Z"],
+        # Judged apart from the process scan above: nothing answers on the cluster's ports.
+        "listening ports": sorted(set(components.PORTS) & set(host.listeners())),
         "mounts": host.mounts_under((paths.STATE, paths.RUN)) + [m for m in host.mounts_under((Path("/run/netns"),))],
         "network namespaces": [n for n in network.sh("ip", "netns", "list").stdout.split() if n.startswith(("pcf-", "cni-"))],
         "interfaces": [l for l in links if l.startswith(("pcf-", "veth", "kube-"))],
