@@ -67,13 +67,46 @@ def conformance(session: nox.Session) -> None:
 
 @nox.session(name="tests")
 def tests(session: nox.Session) -> None:
-    """The project's own tests: unit tests, then integration tests on the local cluster."""
+    """The project's own tests: unit tests and checks, then integration tests on the local cluster."""
     _install(session)
-    session.run("pytest", "tests/unit", "-q", "-p", "no:randomly")
+    session.run("pytest", "tests/unit", "-q")
+    session.run("python", "-m", "conformance.promises", "--check")
+    session.run("lint-imports")
     _cluster_up(session)
     _stack(session)
-    session.run("pytest", "tests/integration", "-q", *session.posargs,
-                env={"PCF_ADMIN_KUBECONFIG": ADMIN})
+    env = {"PCF_ADMIN_KUBECONFIG": ADMIN}
+    session.run("pytest", "tests/integration", "-q", "-m", "not lifecycle", *session.posargs, env=env)
+    # Last: these take the shared cluster down and bring it back.
+    session.run("pytest", "tests/integration", "-q", "-m", "lifecycle", *session.posargs, env=env)
+
+
+@nox.session(name="sweep")
+def sweep(session: nox.Session) -> None:
+    """Remove what dead runs left behind (stale or missing lease, or past expiry)."""
+    _install(session)
+    args = session.posargs or ["--profile=local", f"--kubeconfig={ADMIN}"]
+    session.run("python", "-m", "conformance.sweep", *args)
+
+
+@nox.session(name="promises")
+def promises(session: nox.Session) -> None:
+    """Regenerate suites/PROMISES.md from the suites' promise markers and docstrings."""
+    _install(session)
+    session.run("python", "-m", "conformance.promises")
+
+
+@nox.session(name="report")
+def report(session: nox.Session) -> None:
+    """Render reports/allure-results as one HTML file that opens from disk (Allure 3, offline)."""
+    _install(session)
+    npm_dir = paths.CACHE / "npm" / "allure-3"
+    if not (npm_dir / "node_modules" / ".bin" / "allure").exists():
+        npm_dir.mkdir(parents=True, exist_ok=True)
+        session.run("npm", "install", "--prefix", str(npm_dir), "--no-audit", "--no-fund", "allure@3",
+                    external=True)
+    session.run(str(npm_dir / "node_modules" / ".bin" / "allure"), "generate", "reports/allure-results",
+                "--config", "reports/allurerc.mjs", "--output", "reports/html", external=True)
+    print(f"report: {Path('reports/html/index.html').resolve()}")
 
 
 @nox.session(name="bench")

@@ -14,7 +14,8 @@ from pathlib import Path
 import yaml
 from kubernetes.dynamic import DynamicClient
 
-from conformance import manifests
+from conformance import InputError, manifests
+from conformance import profile as profiles
 
 STACK = Path(__file__).resolve().parents[1] / "manifests" / "stack.yaml"
 READY_LIMIT_S = 180
@@ -28,12 +29,13 @@ class Component:
     manifests: tuple[str, ...]
     images: tuple[str, ...]
     ready: tuple[dict, ...]
+    claims: str | None  # the profile component it provides; None: the suite's own, always installed
 
 
 def components(stack: Path = STACK) -> list[Component]:
     data = yaml.safe_load(stack.read_text())
     return [Component(c["name"], tuple(c.get("manifests", ())), tuple(c.get("images", ())),
-                      tuple(c.get("ready", ()))) for c in data["components"]]
+                      tuple(c.get("ready", ())), c.get("claims")) for c in data["components"]]
 
 
 def _ready(obj: dict) -> tuple[bool, str]:
@@ -62,10 +64,14 @@ def wait_ready(api, gate: dict, limit_s: float = READY_LIMIT_S) -> None:
     raise TimeoutError(f"{gate['kind']} {where} not ready within {limit_s:.0f} s; last seen: {seen}")
 
 
-def install(api, names: list[str] | None = None, log=print) -> None:
+def install(api, profile: profiles.Profile, names: list[str] | None = None, log=print) -> None:
+    """Install the entries the profile claims (or just `names`), in stack order."""
     base = STACK.parent
     for comp in components():
         if names and comp.name not in names:
+            continue
+        if comp.claims and not profile.claims(comp.claims):
+            log(f"{comp.name}: skipped, profile {profile.name!r} does not claim {comp.claims!r}")
             continue
         t0 = time.monotonic()
         applied = manifests.apply([d for m in comp.manifests for d in manifests.read([base / m])], api)
@@ -78,10 +84,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.stack", description=__doc__)
     parser.add_argument("--kubeconfig", required=True)
     parser.add_argument("--context")
-    parser.add_argument("components", nargs="*", help="only these stack entries (default: all)")
+    parser.add_argument("--profile", default="local", help="install what this profile claims (default: local)")
+    parser.add_argument("components", nargs="*", help="only these stack entries (default: all claimed)")
     args = parser.parse_args(argv)
     try:
-        install(manifests.api_client(args.kubeconfig, args.context), args.components)
+        profile = profiles.load(args.profile)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        install(manifests.api_client(args.kubeconfig, args.context), profile, args.components)
     except (TimeoutError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
