@@ -1,0 +1,92 @@
+"""The components a platform can claim, and the custom resources each one brings.
+
+This is the one list the profile schema, the component markers and the diagnostics read. A
+claimed component whose custom resources are missing fails its promises, naming the CRD; the
+same kinds are the objects whose status the failure diagnostics collect.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CustomKind:
+    """A custom resource a component serves, as the API server names it."""
+
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool = True
+
+    @property
+    def crd(self) -> str:
+        """The CustomResourceDefinition's name, as `kubectl get crd` prints it."""
+        return f"{self.plural}.{self.group}"
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}"
+
+
+@dataclass(frozen=True)
+class Component:
+    """One part of the platform; its name is the test marker and the promise id prefix."""
+
+    name: str
+    title: str
+    kinds: tuple[CustomKind, ...] = ()
+
+    @property
+    def promise_prefix(self) -> str:
+        """Promise ids of this component start with this segment (`control-plane/...`)."""
+        return self.name.replace("_", "-")
+
+
+_CERT = "cert-manager.io"
+_ACME = "acme.cert-manager.io"
+
+COMPONENTS: dict[str, Component] = {
+    c.name: c
+    for c in (
+        Component("control_plane", "the API server, controllers and nodes"),
+        Component("runtime", "the container runtime on each node"),
+        Component("networking", "pod networking, Services and NetworkPolicy"),
+        Component("dns", "cluster DNS"),
+        Component("cilium", "the Cilium agent and operator", (
+            CustomKind("cilium.io", "v2", "ciliumnodes", "CiliumNode", namespaced=False),
+            CustomKind("cilium.io", "v2", "ciliumendpoints", "CiliumEndpoint"),
+        )),
+        Component("ingress", "the ingress controller behind the profile's IngressClass"),
+        Component("metallb", "LoadBalancer addresses announced by MetalLB", (
+            CustomKind("metallb.io", "v1beta1", "ipaddresspools", "IPAddressPool"),
+            CustomKind("metallb.io", "v1beta1", "l2advertisements", "L2Advertisement"),
+        )),
+        Component("cert_manager", "certificates issued by cert-manager", (
+            CustomKind(_CERT, "v1", "certificates", "Certificate"),
+            CustomKind(_CERT, "v1", "certificaterequests", "CertificateRequest"),
+            CustomKind(_CERT, "v1", "issuers", "Issuer"),
+            CustomKind(_CERT, "v1", "clusterissuers", "ClusterIssuer", namespaced=False),
+            CustomKind(_ACME, "v1", "orders", "Order"),
+            CustomKind(_ACME, "v1", "challenges", "Challenge"),
+        )),
+        Component("storage", "block and file volumes from Rook-Ceph", (
+            CustomKind("ceph.rook.io", "v1", "cephclusters", "CephCluster"),
+            CustomKind("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot"),
+            CustomKind("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses",
+                       "VolumeSnapshotClass", namespaced=False),
+        )),
+        Component("object_storage", "S3 buckets from the Ceph object store", (
+            CustomKind("ceph.rook.io", "v1", "cephobjectstores", "CephObjectStore"),
+            CustomKind("objectbucket.io", "v1alpha1", "objectbucketclaims", "ObjectBucketClaim"),
+        )),
+        Component("vault", "the Vault server"),
+        Component("vault_secrets", "Secrets synced from Vault by vault-secrets-operator", (
+            CustomKind("ricoberger.de", "v1alpha1", "vaultsecrets", "VaultSecret"),
+        )),
+        Component("argocd", "Applications synced by Argo CD", (
+            CustomKind("argoproj.io", "v1alpha1", "applications", "Application"),
+            CustomKind("argoproj.io", "v1alpha1", "appprojects", "AppProject"),
+        )),
+    )
+}

@@ -1,0 +1,553 @@
+"""Profiles: what a platform claims, the budgets it promises, and what a run may do there.
+
+A profile is YAML checked against the dataclasses below when it is loaded, so that a typo ends
+the run before anything touches a cluster, with one message naming the file, the key path and
+the fix. The dataclasses are the schema: a field's type says what the YAML must hold, its
+default says whether it may be left out, and its `help` is quoted in the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import difflib
+import ipaddress
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from conformance import InputError
+from conformance.components import COMPONENTS
+
+SHIPPED = Path(__file__).with_name("profiles")
+MODES = ("read-only", "full")
+Mode = Literal["read-only", "full"]
+PROMISE_ID = re.compile(r"^[a-z0-9][a-z0-9-]*(/[a-z0-9][a-z0-9.-]*)+$")
+
+
+# Schema classes take keywords only, so a required field may follow one with a default.
+_schema = dataclass(frozen=True, kw_only=True)
+
+
+class ProfileError(InputError):
+    """A profile that cannot be used; the message names the file, the key path and the fix."""
+
+    def __init__(self, source: str, path: str, problem: str, fix: str):
+        self.source, self.path, self.problem, self.fix = source, path, problem, fix
+        where = f"{path}: " if path else ""
+        super().__init__(f"profile {source}: {where}{problem}. Fix: {fix}")
+
+
+def _f(help: str, default: Any = dataclasses.MISSING, check=None, optional: bool = False):
+    """A schema field. `check(value)` returns a problem or None; `optional` exempts a
+    component's field from being required when the component is claimed."""
+    return field(default=default, metadata={"help": help, "check": check, "optional": optional})
+
+
+def _ip(value: str) -> str | None:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return f"{value!r} is not an IP address"
+    return None
+
+
+def _url(value: str) -> str | None:
+    return None if re.match(r"^https?://[^/\s]+", value) else f"{value!r} is not an http(s) URL"
+
+
+def _positive(value: float) -> str | None:
+    return None if value > 0 else f"{value} is not above zero"
+
+
+def _promise_id(value: str) -> str | None:
+    return None if PROMISE_ID.match(value) else f"{value!r} is not a promise id"
+
+
+def _resource(value: str) -> str | None:
+    """An allowlist entry names what the API path names: `resource` or `resource.group`."""
+    if value == "namespaces":
+        return "the run's own namespaces are always allowed and no others may be listed"
+    return None if re.match(r"^[a-z0-9]+(\.[a-z0-9.-]+)?$", value) else (
+        f"{value!r} is not a resource name like `clusterissuers.cert-manager.io`")
+
+
+# --- cluster facts ---------------------------------------------------------------------------
+
+@_schema
+class Identity:
+    """How the suite connects as one of its two identities; every field may be left out and
+    the command line (`--kubeconfig`, `--context`, `--as`) and $KUBECONFIG come first."""
+
+    kubeconfig: str | None = _f("path of the identity's kubeconfig", None)
+    context: str | None = _f("kubeconfig context to use", None)
+    user: str | None = _f("user name to impersonate (needs impersonation rights)", None)
+
+
+@_schema
+class Identities:
+    read_only: Identity = _f("the read-only identity (get, list, watch)", Identity())
+    full: Identity = _f("the full identity (writes as the write guard allows)", Identity())
+
+
+@_schema
+class Cluster:
+    """Facts about the cluster as a whole."""
+
+    api_endpoint: str | None = _f("the API server URL the profile promises, e.g. https://10.0.0.1:6443; "
+                                  "leave out to take it from the kubeconfig", None, _url)
+    nodes: tuple[str, ...] = _f("names of the nodes the platform promises, e.g. [node-a, node-b]")
+    dual_stack: bool = _f("true when pods and Services get IPv4 and IPv6 addresses")
+    domain: str = _f("the cluster DNS domain", "cluster.local")
+    kube_proxy: Literal["expected", "replaced"] = _f(
+        "`expected` when kube-proxy runs, `replaced` when the CNI replaces it")
+    pod_cidrs: tuple[str, ...] = _f("pod address ranges", ())
+    service_cidrs: tuple[str, ...] = _f("Service address ranges", ())
+
+
+# --- components: a section per claimed component ---------------------------------------------
+# A component's fields are required when it is claimed (unless marked optional) and may be left
+# out when it is not, so a profile can keep names ready for a component it does not claim yet.
+
+@_schema
+class ComponentClaim:
+    claimed: bool = _f("true when the platform promises this component; false skips its tests")
+
+
+@_schema
+class ControlPlane(ComponentClaim):
+    pass
+
+
+@_schema
+class Runtime(ComponentClaim):
+    name: str | None = _f("the container runtime every node reports, e.g. containerd or cri-o", None)
+    min_version: str | None = _f("lowest acceptable runtime version, quoted, e.g. '2.0'", None)
+
+
+@_schema
+class Networking(ComponentClaim):
+    nodeports_reachable: bool = _f("true when NodePorts answer from outside the cluster", False)
+    world_target: str | None = _f("a host:port pods may reach outside the cluster", None, optional=True)
+
+
+@_schema
+class Dns(ComponentClaim):
+    namespace: str | None = _f("namespace of the DNS Service and Deployment, e.g. kube-system", None)
+    service: str | None = _f("name of the DNS Service, e.g. kube-dns", None)
+    ip: str | None = _f("ClusterIP of the DNS Service, e.g. 10.96.0.10", None, _ip)
+    deployment: str | None = _f("name of the DNS Deployment, e.g. coredns", None)
+    replicas: int | None = _f("number of DNS replicas the platform runs", None)
+    external_name: str | None = _f("a name outside the cluster the forwarder must resolve", None,
+                                   optional=True)
+
+
+@_schema
+class Cilium(ComponentClaim):
+    namespace: str | None = _f("namespace of the Cilium agent and operator", None)
+
+
+@_schema
+class Ingress(ComponentClaim):
+    ingress_class: str | None = _f("the IngressClass tests use, e.g. contour", None)
+    namespace: str | None = _f("namespace of the ingress controller", None)
+    service: str | None = _f("the controller's LoadBalancer Service", None, optional=True)
+
+
+@_schema
+class MetalLB(ComponentClaim):
+    namespace: str | None = _f("namespace of MetalLB and its pools", None)
+    pools: tuple[str, ...] | None = _f("IPAddressPool names, e.g. [pool-1]", None)
+
+
+@_schema
+class CertManager(ComponentClaim):
+    namespace: str | None = _f("namespace of cert-manager", None)
+    cluster_issuers: tuple[str, ...] | None = _f("ClusterIssuers the platform offers", None)
+    production_issuers: tuple[str, ...] = _f(
+        "ClusterIssuers backed by a rate-limited production ACME service", ())
+
+
+@_schema
+class Storage(ComponentClaim):
+    namespace: str | None = _f("namespace of the Rook operator and Ceph cluster", None)
+    ceph_cluster: str | None = _f("name of the CephCluster", None)
+    storage_classes: tuple[str, ...] | None = _f("StorageClasses the platform offers", None)
+    default_storage_class: str | None = _f("the default StorageClass", None, optional=True)
+    snapshot_classes: tuple[str, ...] = _f("VolumeSnapshotClasses the platform offers", ())
+
+
+@_schema
+class ObjectStorage(ComponentClaim):
+    namespace: str | None = _f("namespace of the CephObjectStore", None)
+    object_store: str | None = _f("name of the CephObjectStore", None)
+    bucket_storage_class: str | None = _f("StorageClass for ObjectBucketClaims", None)
+    s3_endpoint: str | None = _f("the public S3 endpoint, e.g. https://s3.example.org", None, _url)
+
+
+@_schema
+class Vault(ComponentClaim):
+    namespace: str | None = _f("namespace of the Vault server", None)
+    address: str | None = _f("Vault address from inside the cluster", None, _url)
+    external_address: str | None = _f("Vault address from outside", None, _url, optional=True)
+    kv_mount: str | None = _f("the KV v2 mount, e.g. kvv2", None)
+
+
+@_schema
+class VaultSecrets(ComponentClaim):
+    namespace: str | None = _f("namespace of vault-secrets-operator", None)
+    auth_path: str | None = _f("Vault auth mount the operator logs in with, e.g. auth/kubernetes", None)
+    auth_role: str | None = _f("Vault role of the operator", None)
+
+
+@_schema
+class ArgoCD(ComponentClaim):
+    namespace: str | None = _f("namespace of Argo CD and its Applications", None)
+    project: str | None = _f("AppProject test Applications use", None)
+
+
+@_schema
+class Components:
+    control_plane: ControlPlane | None = _f("the API server, controllers and nodes", None)
+    runtime: Runtime | None = _f("the container runtime", None)
+    networking: Networking | None = _f("pod networking, Services and NetworkPolicy", None)
+    dns: Dns | None = _f("cluster DNS", None)
+    cilium: Cilium | None = _f("Cilium", None)
+    ingress: Ingress | None = _f("the ingress controller", None)
+    metallb: MetalLB | None = _f("MetalLB", None)
+    cert_manager: CertManager | None = _f("cert-manager", None)
+    storage: Storage | None = _f("Rook-Ceph block and file storage", None)
+    object_storage: ObjectStorage | None = _f("Ceph object storage (S3)", None)
+    vault: Vault | None = _f("Vault", None)
+    vault_secrets: VaultSecrets | None = _f("vault-secrets-operator", None)
+    argocd: ArgoCD | None = _f("Argo CD", None)
+
+
+# --- budgets, policy, waivers, images, writes, outside-in probes -----------------------------
+
+@_schema
+class Budgets:
+    """Service levels the platform promises; missing one fails the promise that measures it."""
+
+    dns_p95_ms: float = _f("95th percentile of DNS lookup latency, in milliseconds", check=_positive)
+    lb_address_s: float = _f("seconds until a LoadBalancer Service gets an address", check=_positive)
+    pvc_bound_s: float = _f("seconds until a PersistentVolumeClaim is Bound", check=_positive)
+    certificate_issued_s: float = _f("seconds until a Certificate is Ready", check=_positive)
+    secret_synced_s: float = _f("seconds until a VaultSecret's Secret exists", check=_positive)
+    application_synced_s: float = _f("seconds until an Application is Synced and Healthy",
+                                     check=_positive)
+    min_certificate_days: float = _f("days a served certificate must still be valid", check=_positive)
+
+
+@_schema
+class Policy:
+    """What a run may do on this platform."""
+
+    default_mode: Mode = _f("mode when --mode is not given: read-only or full")
+    allow_disruptive: bool = _f("true to run tests marked disruptive")
+    allow_pool_exhaustion: bool = _f("true to let tests take every address of an address pool")
+    allow_new_production_certificates: bool = _f(
+        "true to let tests request certificates from the production_issuers")
+
+
+@_schema
+class Waiver:
+    """A known failure the operators accept until a date; it stops counting after that day."""
+
+    promise: str = _f("the promise id, e.g. dns/resolve/service-fqdn", check=_promise_id)
+    reason: str = _f("why the failure is accepted, e.g. a ticket")
+    expires: dt.date = _f("last day the waiver counts, e.g. 2026-06-30")
+
+    def active(self, today: dt.date) -> bool:
+        return today <= self.expires
+
+
+@_schema
+class Images:
+    """For clusters that pull from a mirror: the prefix goes before each upstream reference."""
+
+    registry_prefix: str | None = _f("mirror prefix, e.g. registry.example.org/mirror", None)
+    pull_secret: str | None = _f("name of an image pull Secret to attach to test pods", None)
+
+    def image(self, upstream: str) -> str:
+        """The reference to pull: the upstream one, or the same behind the mirror prefix
+        (`registry.k8s.io/pause:3.10` -> `<prefix>/registry.k8s.io/pause:3.10`)."""
+        if not self.registry_prefix:
+            return upstream
+        return f"{self.registry_prefix.rstrip('/')}/{upstream}"
+
+
+@_schema
+class NamespacedWrite:
+    resource: str = _f("resource or resource.group, e.g. applications.argoproj.io", check=_resource)
+    namespace: str = _f("the component namespace the object must live in, e.g. argocd")
+
+
+@_schema
+class WriteAllowlist:
+    """Writes a full run may make outside its own namespaces and the control namespace.
+
+    Entries name resources the way the API path and RBAC do (`resource.group`), because that
+    is what the write guard sees before a request leaves.
+    """
+
+    cluster_scoped: tuple[str, ...] = _f(
+        "cluster-scoped resources a run may create, e.g. [clusterissuers.cert-manager.io]", (),
+        _resource)
+    namespaced: tuple[NamespacedWrite, ...] = _f(
+        "(resource, namespace) pairs, e.g. [{resource: applications.argoproj.io, namespace: argocd}]", ())
+
+    def allows_namespaced(self, resource: str, namespace: str) -> bool:
+        return any(w.resource == resource and w.namespace == namespace for w in self.namespaced)
+
+
+@_schema
+class Outside:
+    """Where outside-in probes (LoadBalancer, ingress, S3) start."""
+
+    origin: Literal["netns", "runner"] = _f(
+        "`netns` to probe from a network namespace on the LAN, `runner` to probe from this machine")
+    netns: str | None = _f("the network namespace, when origin is netns", None)
+
+
+@_schema
+class Profile:
+    name: str = _f("short name of the platform")
+    description: str = _f("one line on what this profile describes")
+    cluster: Cluster = _f("facts about the cluster")
+    components: Components = _f("the components the platform claims")
+    budgets: Budgets = _f("service budgets")
+    policy: Policy = _f("what a run may do")
+    outside: Outside = _f("where outside-in probes start")
+    identities: Identities = _f("how to connect as each identity", Identities())
+    waivers: tuple[Waiver, ...] = _f("accepted failures, each with an expiry date", ())
+    images: Images = _f("image mirror settings", Images())
+    write_allowlist: WriteAllowlist = _f("writes allowed outside the run's namespaces", WriteAllowlist())
+    source: str = field(default="", compare=False, metadata={"internal": True})
+
+    def component(self, name: str) -> ComponentClaim | None:
+        return getattr(self.components, name)
+
+    def claims(self, name: str) -> bool:
+        section = self.component(name)
+        return bool(section and section.claimed)
+
+    @property
+    def claimed(self) -> tuple[str, ...]:
+        return tuple(name for name in COMPONENTS if self.claims(name))
+
+    def waiver(self, promise: str, today: dt.date) -> Waiver | None:
+        """The waiver that covers `promise` today; an expired one does not count."""
+        return next((w for w in self.waivers if w.promise == promise and w.active(today)), None)
+
+    def budget(self, name: str) -> float:
+        return getattr(self.budgets, name)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+def shipped() -> tuple[str, ...]:
+    return tuple(sorted(p.stem for p in SHIPPED.glob("*.yaml")))
+
+
+def resolve(spec: str) -> Path:
+    """`--profile NAME|PATH`: a path when it looks like one, else a shipped profile's name."""
+    path = Path(spec).expanduser()
+    if path.suffix in (".yaml", ".yml") or "/" in spec or path.exists():
+        if not path.is_file():
+            raise ProfileError(spec, "", "no such file",
+                               f"give an existing YAML file or one of: {', '.join(shipped())}")
+        return path
+    named = SHIPPED / f"{spec}.yaml"
+    if not named.is_file():
+        raise ProfileError(spec, "", "no shipped profile has this name",
+                           f"use one of {', '.join(shipped())}, or a path to a YAML file")
+    return named
+
+
+def load(spec: str | Path = "local", overrides: typing.Sequence[str] = ()) -> Profile:
+    """Read, override (`key.path=value`, each value read as YAML) and validate a profile."""
+    path = resolve(str(spec))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ProfileError(str(path), "", f"not valid YAML {where}: {getattr(exc, 'problem', exc)}",
+                           "correct the YAML syntax at that place") from None
+    except OSError as exc:
+        raise ProfileError(str(path), "", f"cannot be read: {exc.strerror}",
+                           "check the path and its permissions") from None
+    return parse(raw, str(path), overrides)
+
+
+def parse(raw: Any, source: str, overrides: typing.Sequence[str] = ()) -> Profile:
+    ctx = _Context(source)
+    raw = dict(raw) if isinstance(raw, dict) else raw
+    for expr in overrides:
+        raw = ctx.override(raw, expr)
+    profile = ctx.build(Profile, raw, "")
+    ctx.check_claims(profile.components)
+    ctx.check_outside(profile.outside)
+    return dataclasses.replace(profile, source=source)
+
+
+class _Context:
+    """One validation pass: remembers the source and which key paths came from `--set`."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.overridden: dict[str, str] = {}  # key path -> the --set expression
+        self.texts: dict[str, str] = {}  # key path -> the --set value as typed
+
+    def error(self, path: str, problem: str, fix: str) -> ProfileError:
+        expr = next((e for p, e in self.overridden.items()
+                     if path == p or path.startswith((p + ".", p + "["))), None)
+        source = f"{self.source} (with --set {expr})" if expr else self.source
+        return ProfileError(source, path, problem, fix)
+
+    def override(self, raw: Any, expr: str) -> dict:
+        key, sep, text = expr.partition("=")
+        keys = key.strip().split(".")
+        if not sep or not all(keys):
+            raise ProfileError(self.source, key, f"--set {expr!r} is not key.path=value",
+                               "write it as --set budgets.dns_p95_ms=80")
+        try:
+            value = yaml.safe_load(text) if text.strip() else None
+        except yaml.YAMLError:
+            value = text
+        raw = dict(raw) if isinstance(raw, dict) else {}
+        node = raw
+        for i, k in enumerate(keys[:-1]):
+            child = node.get(k)
+            if child is None:
+                child = {}
+            elif not isinstance(child, dict):
+                raise ProfileError(self.source, ".".join(keys[: i + 1]),
+                                   f"--set {expr!r} goes below a value that is not a mapping",
+                                   "set that key itself, not a key under it")
+            node[k] = child = dict(child)
+            node = child
+        node[keys[-1]] = value
+        self.overridden[".".join(keys)] = expr
+        self.texts[".".join(keys)] = text.strip()
+        return raw
+
+    def build(self, cls: type, raw: Any, where: str) -> Any:
+        fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+        if not isinstance(raw, dict):
+            raise self.error(where, f"expected a mapping, got {_show(raw)}",
+                             f"give a mapping with the keys {', '.join(fields)}")
+        hints = typing.get_type_hints(cls)
+        for key in raw:
+            if key not in fields:
+                close = difflib.get_close_matches(str(key), fields, n=1)
+                fix = f"did you mean `{close[0]}`?" if close else (
+                    f"remove it; the keys here are {', '.join(fields)}")
+                raise self.error(_join(where, str(key)), "unknown key", fix)
+        values = {}
+        for name, f in fields.items():
+            path = _join(where, name)
+            if name in raw:
+                values[name] = self.convert(hints[name], raw[name], path, f)
+            elif f.default is dataclasses.MISSING:
+                raise self.error(path, "missing", f"add `{path}`: {f.metadata['help']}")
+        return cls(**values)
+
+    def convert(self, tp: Any, value: Any, path: str, f: dataclasses.Field) -> Any:
+        origin, args = typing.get_origin(tp), typing.get_args(tp)
+        if origin in (typing.Union, types.UnionType):
+            inner = [a for a in args if a is not type(None)]
+            if value is None:
+                return None
+            return self.convert(inner[0], value, path, f)
+        if value is None:
+            raise self.error(path, "has no value", f"set it to {_describe(tp)}: {f.metadata['help']}")
+        if origin is tuple:
+            if not isinstance(value, list):
+                raise self.error(path, f"expected a list, got {_show(value)}",
+                                 f"write a YAML list: {f.metadata['help']}")
+            return tuple(self.convert(args[0], v, f"{path}[{i}]", f) for i, v in enumerate(value))
+        if dataclasses.is_dataclass(tp):
+            return self.build(tp, value, path)
+        converted = self.scalar(tp, origin, args, value, path, f)
+        check = f.metadata.get("check")
+        problem = check(converted) if check else None
+        if problem:
+            raise self.error(path, problem, f"set it to {f.metadata['help']}")
+        return converted
+
+    def scalar(self, tp, origin, args, value, path, f) -> Any:
+        wrong = self.error(path, f"expected {_describe(tp)}, got {_show(value)}",
+                           f"set it to {_describe(tp)}: {f.metadata['help']}"
+                           + ("; quote versions such as '1.10'" if tp is str else ""))
+        if origin is Literal:
+            if value not in args:
+                raise wrong
+            return value
+        if tp is bool:
+            if not isinstance(value, bool):
+                raise wrong
+            return value
+        if tp is int:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise wrong
+            return value
+        if tp is float:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise wrong
+            return float(value)
+        if tp is str:
+            if path in self.texts and isinstance(value, (int, float)):
+                return self.texts[path]  # `--set ...min_version=2.10` means the text, not 2.1
+            if not isinstance(value, str):
+                raise wrong
+            return value
+        if tp is dt.date:
+            if isinstance(value, dt.date):
+                return value
+            try:
+                return dt.date.fromisoformat(str(value))
+            except ValueError:
+                raise wrong from None
+        raise TypeError(f"profile schema: no conversion for {tp!r} at {path}")
+
+    def check_claims(self, components: Components) -> None:
+        for section in dataclasses.fields(components):
+            claim = getattr(components, section.name)
+            if not (claim and claim.claimed):
+                continue
+            for f in dataclasses.fields(claim):
+                if getattr(claim, f.name) is None and not f.metadata.get("optional"):
+                    path = f"components.{section.name}.{f.name}"
+                    raise self.error(path, f"missing while {section.name} is claimed",
+                                     f"add `{path}`: {f.metadata['help']}; or set "
+                                     f"components.{section.name}.claimed to false")
+
+    def check_outside(self, outside: Outside) -> None:
+        if outside.origin == "netns" and not outside.netns:
+            raise self.error("outside.netns", "missing while outside.origin is netns",
+                             "name the network namespace, e.g. pcf-outside, or set origin: runner")
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return f"{text if len(text) <= 40 else text[:37] + '...'} ({type(value).__name__})"
+
+
+def _describe(tp: Any) -> str:
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in args)
+    if origin is tuple:
+        return "a list"
+    return {bool: "true or false", int: "a whole number", float: "a number", str: "text",
+            dt.date: "a date (YYYY-MM-DD)"}.get(tp, getattr(tp, "__name__", str(tp)))

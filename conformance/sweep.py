@@ -1,0 +1,236 @@
+"""The sweeper: removes what dead runs left, and anything past its expiry.
+
+A run is dead when it does not hold a live lease (the lease is stale or gone). Only objects
+that carry both the managed-by label and a run label are ever considered, so nothing the
+suite did not create can be taken. The sweeper lists first, decides on that snapshot, and only
+then widens its write guard to exactly the runs it is removing.
+
+    python -m conformance.sweep --profile local [--kubeconfig ...] [--context ...] [--dry-run]
+
+Exit codes: 0 everything selected is gone, 1 something could not be removed, 2 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import sys
+from dataclasses import dataclass
+from typing import Callable, Iterable
+
+from kubernetes import client as k8s
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+from conformance import InputError, kube, profile as profiles, run as runs
+from conformance.guard import CONTROL_NAMESPACE, WriteGuard
+from conformance.waiting import wait_for
+
+# Removers of external side effects (Vault paths, S3 buckets and users, DNS records), as
+# "module:function". Each is called as fn(profile, is_dead, dry_run) -> list of what it removed,
+# where is_dead(run_id) says whether a run-scoped name (see run.run_of) belongs to a dead run.
+EXTERNAL: tuple[str, ...] = ()
+
+MANAGED = f"{runs.MANAGED_BY_LABEL}={runs.MANAGED_BY}"
+
+
+@dataclass(frozen=True)
+class Found:
+    """An object the sweeper looked at, reduced to what the decision needs."""
+
+    api_version: str
+    kind: str
+    name: str
+    namespace: str | None
+    run: str | None
+    expires: dt.datetime | None
+
+    @classmethod
+    def of(cls, obj: dict) -> Found:
+        meta = obj.get("metadata") or {}
+        labels, notes = meta.get("labels") or {}, meta.get("annotations") or {}
+        try:
+            expires = runs.parse_time(notes[runs.EXPIRES_ANNOTATION]) if runs.EXPIRES_ANNOTATION in notes else None
+        except ValueError:
+            expires = None  # unreadable: the run label alone decides
+        managed = labels.get(runs.MANAGED_BY_LABEL) == runs.MANAGED_BY
+        return cls(api_version=obj.get("apiVersion", ""), kind=obj.get("kind", ""), name=meta.get("name", ""),
+                   namespace=meta.get("namespace"), run=labels.get(runs.RUN_LABEL) if managed else None,
+                   expires=expires)
+
+    def __str__(self) -> str:
+        where = f" in {self.namespace}" if self.namespace else ""
+        return f"{self.kind} {self.name}{where}"
+
+
+@dataclass(frozen=True)
+class Doomed:
+    found: Found
+    reason: str
+
+
+def select(objects: Iterable[dict], live_run: str | None, at: dt.datetime) -> list[Doomed]:
+    """What to remove: objects of any run but the live one, and anything past its expiry."""
+    doomed = []
+    for obj in objects:
+        found = Found.of(obj)
+        if found.run is None:
+            continue  # not labelled by a run: never ours to take
+        if found.expires is not None and at >= found.expires:
+            doomed.append(Doomed(found, f"expired at {runs.format_time(found.expires)}"))
+        elif found.run != live_run:
+            why = f"the live lease is held by {live_run}" if live_run else "no run holds a live lease"
+            doomed.append(Doomed(found, f"run {found.run} is dead ({why})"))
+    return doomed
+
+
+def is_dead(run_id: str | None, live_run: str | None) -> bool:
+    return run_id is not None and run_id != live_run
+
+
+# --- against a cluster -----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Kind:
+    """A resource to list: by plural name and group, in one namespace or cluster-wide."""
+
+    resource: str  # resource or resource.group, as in the write allowlist
+    namespace: str | None = None
+
+    def lookup(self, dyn: DynamicClient):
+        """The served resource, at its group's preferred version."""
+        plural, _, group = self.resource.partition(".")
+        found = list(dyn.resources.search(name=plural, group=group))
+        if not found:
+            raise ResourceNotFoundError(f"no resource {self.resource} is served")
+        return next((r for r in found if getattr(r, "preferred", False)), found[0])
+
+
+def kinds(profile: profiles.Profile, control_namespace: str = CONTROL_NAMESPACE) -> list[Kind]:
+    """Where a run's objects can be: its namespaces (and all inside them), the control
+    namespace, and what the profile's allowlist lets it create elsewhere."""
+    allow = profile.write_allowlist
+    return ([Kind("configmaps", control_namespace), Kind("leases.coordination.k8s.io", control_namespace)]
+            + [Kind(w.resource, w.namespace) for w in allow.namespaced]
+            + [Kind(r) for r in allow.cluster_scoped]
+            + [Kind("namespaces")])
+
+
+def collect(dyn: DynamicClient, where: list[Kind], selector: str = MANAGED) -> list[dict]:
+    """Every object labelled by a run among `where`; kinds this cluster does not serve are skipped."""
+    found = []
+    for kind in where:
+        try:
+            resource = kind.lookup(dyn)
+        except ResourceNotFoundError:
+            continue
+        listed = resource.get(namespace=kind.namespace, label_selector=selector).to_dict()
+        for item in listed.get("items") or []:
+            item.setdefault("apiVersion", resource.group_version)
+            item.setdefault("kind", resource.kind)
+            found.append(item)
+    return found
+
+
+def remove(dyn: DynamicClient, doomed: list[Doomed], report: Callable[[str], None] = print) -> list[str]:
+    """Delete everything doomed (namespaces last), then wait for each to be gone; returns
+    what could not be removed. A failure on one object never stops the others."""
+    order = sorted(doomed, key=lambda d: (d.found.kind == "Namespace", d.found.namespace is None))
+    pending, failures = [], []
+    for d in order:
+        f = d.found
+        try:
+            resource = dyn.resources.get(api_version=f.api_version, kind=f.kind)
+            resource.delete(name=f.name, namespace=f.namespace)
+            pending.append((d, resource))
+        except NotFoundError:
+            report(f"gone already: {f} ({d.reason})")
+        except Exception as exc:  # noqa: BLE001 - reported, the rest still go
+            failures.append(f"{f}: {type(exc).__name__}: {exc}")
+    for d, resource in pending:
+        f = d.found
+        try:
+            wait_for(f"{f} to be gone", lambda: _exists(resource, f), until=lambda there: not there,
+                     timeout="namespace_deleted" if f.kind == "Namespace" else "object_deleted")
+            report(f"removed {f} ({d.reason})")
+        except AssertionError as exc:
+            failures.append(f"{f}: {exc}")
+    return failures
+
+
+def _exists(resource, found: Found) -> bool:
+    try:
+        resource.get(name=found.name, namespace=found.namespace)
+    except NotFoundError:
+        return False
+    return True
+
+
+def live_run(api: k8s.ApiClient, at: dt.datetime, namespace: str = CONTROL_NAMESPACE) -> str | None:
+    """The run holding a live lease, if any."""
+    try:
+        lease = k8s.CoordinationV1Api(api).read_namespaced_lease(runs.LEASE_NAME, namespace)
+    except k8s.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return runs.LeaseView.of(api.sanitize_for_serialization(lease)).live_holder(at)
+
+
+def scope(doomed: list[Doomed], profile: profiles.Profile) -> WriteGuard:
+    """A guard that lets the sweeper delete in exactly the runs it is removing."""
+    prefixes = sorted({runs.prefix(d.found.run) for d in doomed if d.found.run})
+    return WriteGuard.for_profile("full", prefixes, profile.write_allowlist)
+
+
+def run_external(profile: profiles.Profile, dead: Callable[[str], bool], dry_run: bool,
+                 report: Callable[[str], None]) -> list[str]:
+    failures = []
+    for spec in EXTERNAL:
+        module, _, func = spec.partition(":")
+        try:
+            for removed in getattr(importlib.import_module(module), func)(profile, dead, dry_run):
+                report(f"{'would remove' if dry_run else 'removed'} {removed}")
+        except Exception as exc:  # noqa: BLE001 - one remover failing must not stop the others
+            failures.append(f"{spec}: {type(exc).__name__}: {exc}")
+    return failures
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m conformance.sweep", description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="local", help="profile name or path (default: local)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides")
+    parser.add_argument("--kubeconfig")
+    parser.add_argument("--context")
+    parser.add_argument("--as", dest="impersonate")
+    parser.add_argument("--dry-run", action="store_true", help="print what would go, remove nothing")
+    args = parser.parse_args(argv)
+    try:
+        profile = profiles.load(args.profile, args.overrides)
+        target = kube.resolve_target(args.kubeconfig, args.context, args.impersonate,
+                                     profile.identities.full, "full")
+        api = kube.connect(target, WriteGuard("read-only"))
+        kube.check_reachable(api, target)
+    except InputError as exc:
+        print(f"sweep: {exc}", file=sys.stderr)
+        return 2
+    at = runs.now()
+    live = live_run(api, at)
+    dyn = DynamicClient(api)
+    doomed = select(collect(dyn, kinds(profile)), live, at)
+    print(f"sweep: live run {live or '(none)'}; {len(doomed)} object(s) to remove")
+    if args.dry_run:
+        for d in doomed:
+            print(f"would remove {d.found} ({d.reason})")
+        failures = []
+    else:
+        api.guard = scope(doomed, profile)
+        failures = remove(dyn, doomed)
+    failures += run_external(profile, lambda rid: is_dead(rid, live), args.dry_run, print)
+    for failure in failures:
+        print(f"sweep: could not remove {failure}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

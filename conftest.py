@@ -1,0 +1,12 @@
+"""The suite's pytest plugins, in load order. This file lists them and holds nothing else."""
+
+pytest_plugins = [
+    "fixtures.options",
+    "fixtures.promises",
+    "fixtures.selection",
+    "fixtures.cluster",
+    "fixtures.namespaces",
+    "fixtures.workloads",
+    "fixtures.diagnostics",
+    "fixtures.reporting",
+]
