@@ -1,0 +1,200 @@
+"""Exit codes and the JSON verdict of whole runs of tiny generated suites."""
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import yaml
+
+from tinysuite import ALL_PLUGINS, project, run
+
+DNS = '''
+import pytest
+
+pytestmark = pytest.mark.dns
+
+
+@pytest.mark.promise("dns/resolve/service-fqdn")
+def test_pod_resolves_service_fqdn(record_measurement):
+    """A pod MUST resolve a Service's fully qualified name."""
+    m = record_measurement("lookup p95", 12.0, "ms", budget="dns_p95_ms")
+    assert m.value <= m.budget
+
+
+@pytest.mark.promise("dns/resolve/nxdomain")
+def test_missing_name_is_nxdomain():
+    """A lookup of a missing name MUST answer NXDOMAIN."""
+    assert {FAILS} is False, "answer was NOERROR"
+
+
+@pytest.mark.writes
+@pytest.mark.promise("dns/records/headless")
+def test_headless_service_has_pod_records():
+    """A headless Service MUST have a record per ready pod."""
+'''
+METALLB = '''
+import pytest
+
+
+@pytest.mark.metallb
+@pytest.mark.promise("metallb/address/assigned")
+def test_lb_service_gets_address():
+    """A LoadBalancer Service MUST get an address from a pool."""
+'''
+
+
+def suite(tmp_path, fails: bool, **extra):
+    return project(tmp_path, {"suites/test_dns.py": DNS.replace("{FAILS}", repr(fails)),
+                              "suites/test_metallb.py": METALLB, **extra})
+
+
+def verdict(root):
+    return json.loads((root / "reports" / "summary.json").read_text())
+
+
+def outcomes(root):
+    return {p["promise"]: p["outcome"] for p in verdict(root)["promises"]}
+
+
+def test_all_claimed_promises_pass_exit_0(tmp_path):
+    root = suite(tmp_path, fails=False)
+    proc = run(root)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = verdict(root)
+    assert doc["verdict"]["exit_code"] == 0 and doc["verdict"]["word"] == "pass"
+    assert outcomes(root) == {"dns/resolve/service-fqdn": "passed", "dns/resolve/nxdomain": "passed",
+                              "dns/records/headless": "passed", "metallb/address/assigned": "skipped"}
+    measured = doc["promises"][0]["measurements"][0]
+    assert (measured["value"], measured["budget"], measured["budget_name"]) == (12.0, 50.0, "dns_p95_ms")
+    assert "component  passed  failed" in proc.stdout and "verdict: pass (exit 0)" in proc.stdout
+
+
+def test_a_failed_promise_exit_1(tmp_path):
+    root = suite(tmp_path, fails=True)
+    proc = run(root)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    doc = verdict(root)
+    assert doc["verdict"]["exit_code"] == 1 and "dns/resolve/nxdomain" in doc["verdict"]["reason"]
+    failed = next(p for p in doc["promises"] if p["outcome"] == "failed")
+    assert failed["reason"] == "AssertionError: answer was NOERROR"
+    assert failed["must"] == "A lookup of a missing name MUST answer NXDOMAIN."
+
+
+def test_a_waived_failure_exit_0_and_an_expired_waiver_does_not_count(tmp_path):
+    root = suite(tmp_path, fails=True)
+    waiver = "waivers=[{promise: dns/resolve/nxdomain, reason: ticket 7, expires: %s}]"
+    proc = run(root, "--set", waiver % "2999-01-01")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    waived = next(p for p in verdict(root)["promises"] if p["promise"] == "dns/resolve/nxdomain")
+    assert (waived["outcome"], waived["reason"]) == ("waived", "waived until 2999-01-01: ticket 7")
+    proc = run(root, "--set", waiver % "2000-01-01")
+    assert proc.returncode == 1 and outcomes(root)["dns/resolve/nxdomain"] == "failed"
+
+
+def test_unclaimed_and_read_only_skips_carry_their_reasons(tmp_path):
+    root = suite(tmp_path, fails=False)
+    assert run(root, "--mode", "read-only").returncode == 0
+    reasons = {p["promise"]: p["reason"] for p in verdict(root)["promises"]}
+    assert reasons["dns/records/headless"] == "read-only run: this promise needs writes (run with --mode full)"
+    assert reasons["metallb/address/assigned"].startswith("component metallb is not claimed by profile local")
+
+
+def test_nothing_checked_exit_2(tmp_path):
+    root = suite(tmp_path, fails=False)
+    proc = run(root, "-m", "metallb")  # selects only an unclaimed component
+    assert proc.returncode == 2, proc.stdout
+    assert "cannot pass by skipping" in verdict(root)["verdict"]["reason"]
+
+
+def test_xdist_workers_share_one_run_and_report_to_the_controller(tmp_path):
+    root = project(tmp_path, {"suites/test_ids.py": '''
+        import pytest
+
+        @pytest.mark.dns
+        @pytest.mark.promise("dns/run/shared-id")
+        @pytest.mark.parametrize("n", range(4))
+        def test_run_id(n, pytestconfig, tmp_path_factory):
+            """Every worker MUST see the controller's run id."""
+            from fixtures.options import settings
+            (tmp_path_factory.getbasetemp().parent / f"id-{n}").write_text(settings(pytestconfig).run.run_id)
+        '''})
+    proc = run(root, "-n", "2", "--run-id", "abcd1234", f"--basetemp={tmp_path / 'bt'}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    written = {p.name: p.read_text() for p in (tmp_path / "bt").glob("id-*")}
+    assert written == {f"id-{n}": "abcd1234" for n in range(4)}
+    assert len(verdict(root)["promises"]) == 4 and verdict(root)["run"]["run_id"] == "abcd1234"
+
+
+def test_bad_profile_exit_2_one_message_no_traceback(tmp_path):
+    root = suite(tmp_path, fails=False)
+    proc = run(root, "--set", "budgets.dns_p95_ms=fast")
+    assert proc.returncode == 2
+    assert "budgets.dns_p95_ms: expected a number" in proc.stderr and "Fix:" in proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert verdict(root)["verdict"]["word"] == "could-not-run"
+
+
+def kubeconfig(tmp_path, server="https://127.0.0.1:1"):
+    path = tmp_path / "kubeconfig"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "c",
+        "clusters": [{"name": "c", "cluster": {"server": server, "insecure-skip-tls-verify": True}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}]}))
+    return path
+
+
+@pytest.mark.parametrize("mode", ["full", "read-only"])
+def test_unreachable_cluster_exit_2_within_10_s_naming_the_server(tmp_path, mode):
+    root = project(tmp_path / "p", {"suites/test_dns.py": DNS.replace("{FAILS}", "False")}, plugins=ALL_PLUGINS)
+    started = time.monotonic()
+    proc = run(root, f"--kubeconfig={kubeconfig(tmp_path)}", "--mode", mode)
+    assert time.monotonic() - started < 10
+    assert proc.returncode == 2
+    out = proc.stdout + proc.stderr
+    assert "cannot reach the API server https://127.0.0.1:1" in out and "Fix:" in out
+    assert "Traceback" not in out
+    assert "passed" not in proc.stdout  # nothing ran
+
+
+def test_missing_kubeconfig_exit_2(tmp_path):
+    root = project(tmp_path / "p", {"suites/test_dns.py": DNS.replace("{FAILS}", "False")}, plugins=ALL_PLUGINS)
+    proc = run(root, f"--kubeconfig={tmp_path / 'absent'}")
+    assert proc.returncode == 2 and "absent does not exist" in proc.stderr
+    assert "could-not-run" == verdict(root)["verdict"]["word"]
+
+
+def test_option_value_outside_the_project_is_caught(tmp_path):
+    root = project(tmp_path / "p", {"suites/test_dns.py": DNS.replace("{FAILS}", "False")}, plugins=ALL_PLUGINS)
+    proc = run(root, "--kubeconfig", str(kubeconfig(tmp_path)))
+    assert proc.returncode == 2
+    assert "join such options to their value with '='" in proc.stderr
+
+
+def test_plan_needs_no_cluster_and_changes_nothing(tmp_path):
+    root = project(tmp_path, {"suites/test_dns.py": DNS.replace("{FAILS}", "True"),
+                              "suites/test_metallb.py": METALLB}, plugins=ALL_PLUGINS)
+    proc = run(root, "--plan", "--profile", "production", f"--kubeconfig={tmp_path / 'absent'}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    out = proc.stdout
+    assert "plan for profile production" in out and "mode read-only" in out
+    assert "will run (3):" in out and "will skip (1):" in out
+    assert "read-only run: this promise needs writes" in out
+    assert "nothing: this is a read-only run" in out
+    assert "FAILED" not in out and not (root / "reports" / "summary.json").exists()
+    full = run(root, "--plan", "--profile", "production", "--mode", "full").stdout
+    assert "clusterissuers.cert-manager.io (write_allowlist.cluster_scoped)" in full
+
+
+def test_plan_under_xdist_is_printed_once(tmp_path):
+    root = suite(tmp_path, fails=False)
+    proc = run(root, "--plan", "-n", "2")
+    assert proc.returncode == 0 and proc.stdout.count("plan for profile local") == 1
+
+
+def test_project_tests_outside_suites_need_no_cluster(tmp_path):
+    root = project(tmp_path, {"tests/test_own.py": "def test_library():\n    assert True\n"}, plugins=ALL_PLUGINS)
+    proc = run(root, "tests")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert not (root / "reports").exists()
