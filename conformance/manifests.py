@@ -6,7 +6,6 @@ before anything that uses them.
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
@@ -17,8 +16,9 @@ from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
+from conformance.waiting import wait_for
+
 FIELD_MANAGER = "platform-conformance"
-CRD_ESTABLISHED_S = 60
 
 # Kinds that others depend on go first; everything else keeps file order.
 ORDER = ("Namespace", "CustomResourceDefinition", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
@@ -59,15 +59,11 @@ def api_client(kubeconfig: Path | str | None = None, context: str | None = None)
 
 def _wait_established(dyn: DynamicClient, name: str) -> None:
     crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
-    deadline = time.monotonic() + CRD_ESTABLISHED_S
-    conditions = []
-    while time.monotonic() < deadline:
-        obj = crds.get(name=name).to_dict()
-        conditions = obj.get("status", {}).get("conditions", [])
-        if any(c["type"] == "Established" and c["status"] == "True" for c in conditions):
-            return
-        time.sleep(0.5)
-    raise TimeoutError(f"CRD {name} not Established within {CRD_ESTABLISHED_S} s; conditions: {conditions}")
+    wait_for(f"CRD {name} to be Established",
+             lambda: crds.get(name=name).to_dict().get("status", {}).get("conditions", []),
+             until=lambda conditions: any(c["type"] == "Established" and c["status"] == "True"
+                                          for c in conditions),
+             timeout="crd_established", interval=0.5)
 
 
 def apply(docs: list[dict], api: k8s.ApiClient, namespace: str | None = None,

@@ -15,10 +15,10 @@ import yaml
 from kubernetes.dynamic import DynamicClient
 
 from conformance import InputError, manifests
+from conformance.waiting import WaitTimeout, wait_for
 from conformance import profile as profiles
 
 STACK = Path(__file__).resolve().parents[1] / "manifests" / "stack.yaml"
-READY_LIMIT_S = 180
 
 
 @dataclass(frozen=True)
@@ -48,20 +48,12 @@ def _ready(obj: dict) -> tuple[bool, str]:
     return have >= want, f"{have}/{want} replicas available"
 
 
-def wait_ready(api, gate: dict, limit_s: float = READY_LIMIT_S) -> None:
+def wait_ready(api, gate: dict) -> None:
     resource = DynamicClient(api).resources.get(api_version=gate.get("apiVersion", "apps/v1"), kind=gate["kind"])
-    deadline = time.monotonic() + limit_s
-    seen = "not found yet"
-    while time.monotonic() < deadline:
-        try:
-            ok, seen = _ready(resource.get(name=gate["name"], namespace=gate.get("namespace")).to_dict())
-            if ok:
-                return
-        except Exception as exc:  # kept as the evidence for the timeout message
-            seen = f"{type(exc).__name__}: {exc}"
-        time.sleep(1)
     where = f"{gate.get('namespace', '')}/{gate['name']}".lstrip("/")
-    raise TimeoutError(f"{gate['kind']} {where} not ready within {limit_s:.0f} s; last seen: {seen}")
+    wait_for(f"{gate['kind']} {where} to have every replica ready",
+             lambda: _ready(resource.get(name=gate["name"], namespace=gate.get("namespace")).to_dict()),
+             until=lambda state: state[0], timeout="deployment_available")
 
 
 def install(api, profile: profiles.Profile, names: list[str] | None = None, log=print) -> None:
@@ -94,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         install(manifests.api_client(args.kubeconfig, args.context), profile, args.components)
-    except (TimeoutError, OSError) as exc:
+    except (WaitTimeout, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

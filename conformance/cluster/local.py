@@ -15,6 +15,7 @@ from pathlib import Path
 
 from conformance.cluster import build, components, host, network, paths, pki
 from conformance.cluster.errors import HarnessError
+from conformance.waiting import WaitTimeout, wait_for
 
 SUPERVISOR_STOP_S = 90
 UP_LIMITS_S = {"etcd": 60, "kube-apiserver": 120, "containerd": 60, "node-ready": 180}
@@ -43,23 +44,16 @@ def status() -> dict:
 
 
 def _until(what: str, check, limit_s: float, log_file: Path | None = None):
-    """Poll `check` until it returns a truthy value; on timeout say what and show the evidence."""
-    deadline = time.monotonic() + limit_s
-    last = None
-    while time.monotonic() < deadline:
-        try:
-            value = check()
-            if value:
-                return value
-            last = f"not yet: {value!r}"
-        except Exception as exc:  # the last error is the evidence shown on timeout
-            last = f"{type(exc).__name__}: {exc}"
-        time.sleep(0.5)
-    tail = ""
-    if log_file and log_file.exists():
-        tail = "\n  last log lines:\n    " + "\n    ".join(log_file.read_text(errors="replace").splitlines()[-15:])
-    raise HarnessError(f"waited {limit_s:.0f} s for {what}; last seen: {last}{tail}",
-                       fix=f"read {log_file or paths.LOGS}; `nox -s cluster-down` clears a broken cluster")
+    """Wait for `check` to hold; on timeout say what, show the evidence and the component's log."""
+    try:
+        return wait_for(what, check, timeout=limit_s, interval=0.5)
+    except WaitTimeout as exc:
+        tail = ""
+        if log_file and log_file.exists():
+            lines = log_file.read_text(errors="replace").splitlines()[-15:]
+            tail = "\n  last log lines:\n    " + "\n    ".join(lines)
+        raise HarnessError(f"{exc}{tail}",
+                           fix=f"read {log_file or paths.LOGS}; `nox -s cluster-down` clears a broken cluster") from None
 
 
 def _https_get(path: str, timeout: float = 5) -> str:
@@ -168,10 +162,11 @@ def down(log=print) -> None:
     pid = _supervisor_pid()
     if pid is not None:
         os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + SUPERVISOR_STOP_S
-        while _supervisor_pid() is not None and time.monotonic() < deadline:
-            time.sleep(0.2)
-        if _supervisor_pid() is not None:
+        try:
+            wait_for("the supervisor to stop every component", lambda: _supervisor_pid() is None,
+                     timeout=SUPERVISOR_STOP_S, interval=0.2)
+        except WaitTimeout as exc:
+            log(f"{exc}\nkilling it")
             os.kill(pid, signal.SIGKILL)
     # Shims, pod processes and anything else run from the cluster's binaries.
     roots = (paths.CACHE / "bin", paths.STATE, paths.RUN)
