@@ -99,14 +99,7 @@ def promises(session: nox.Session) -> None:
 def report(session: nox.Session) -> None:
     """Render reports/allure-results as one HTML file that opens from disk (Allure 3, offline)."""
     _install(session)
-    npm_dir = paths.CACHE / "npm" / "allure-3"
-    if not (npm_dir / "node_modules" / ".bin" / "allure").exists():
-        npm_dir.mkdir(parents=True, exist_ok=True)
-        session.run("npm", "install", "--prefix", str(npm_dir), "--no-audit", "--no-fund", "allure@3",
-                    external=True)
-    session.run(str(npm_dir / "node_modules" / ".bin" / "allure"), "generate", "reports/allure-results",
-                "--config", "reports/allurerc.mjs", "--output", "reports/html", external=True)
-    print(f"report: {Path('reports/html/index.html').resolve()}")
+    session.run("python", "-m", "conformance.report", *session.posargs)
 
 
 @nox.session(name="bench")
