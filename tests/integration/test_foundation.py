@@ -1,0 +1,281 @@
+"""Run safety on the real local cluster: the lease, the guard against RBAC, cleanup on SIGINT,
+the sweeper after SIGKILL, and a read-only run judged by the API server's audit log.
+
+Each test runs real suite runs (tiny generated suites through every plugin) as subprocesses
+under the suite's own identities, and judges them from the cluster and the audit log, never
+from what the suite says about itself. They use the real lease, so they run one at a time.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from conformance import kube, profile as profiles, run as runs
+from conformance.cluster import paths
+from conformance.guard import WriteGuard, WriteRefused
+from conformance.waiting import wait_for
+from tinysuite import ALL_PLUGINS, project, run
+
+READER = paths.kubeconfig("reader")
+RUNNER = paths.kubeconfig("runner")
+RUN_S = 300  # limit on one whole tiny run, including its cleanup
+
+HOLDING = '''
+from pathlib import Path
+
+import pytest
+from kubernetes import client as k8s
+
+from conformance.waiting import wait_for
+
+
+@pytest.mark.dns
+@pytest.mark.writes
+@pytest.mark.promise("dns/it/holds-until-released")
+def test_holds_until_released(namespace, kube, cleanup):
+    """A run MUST keep what it created until it is released."""
+    core = k8s.CoreV1Api(kube)
+    core.create_namespaced_config_map(namespace, {"metadata": {"name": "held"}})
+    cleanup.push("configmap held", lambda: core.delete_namespaced_config_map("held", namespace))
+    Path("READY_FILE").write_text(namespace)
+    wait_for("the release file", lambda: Path("RELEASE_FILE").exists(), timeout=RUN_S, interval=0.2)
+'''.replace("RUN_S", str(RUN_S))
+
+
+def holding(ready: Path, release: Path) -> str:
+    return HOLDING.replace("READY_FILE", str(ready)).replace("RELEASE_FILE", str(release))
+
+
+@pytest.fixture
+def admin(admin_api) -> k8s.CoreV1Api:
+    return k8s.CoreV1Api(admin_api)
+
+
+def holding_run(tmp_path: Path, run_id: str) -> tuple[subprocess.Popen, Path, Path]:
+    """Start a full run whose one test creates a namespace and a ConfigMap, then waits."""
+    ready, release = tmp_path / f"{run_id}.ready", tmp_path / f"{run_id}.release"
+    root = project(tmp_path / run_id, {"suites/test_hold.py": holding(ready, release)},
+                   plugins=ALL_PLUGINS)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "--profile=local", "--mode=full", f"--kubeconfig={RUNNER}",
+         f"--run-id={run_id}"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(f"run {run_id} to create its objects", lambda: ready.exists() or proc.poll() is not None,
+                 timeout=120, interval=0.2)
+    except BaseException:
+        proc.kill()
+        raise
+    assert ready.exists(), f"run {run_id} ended early:\n{proc.communicate(timeout=30)[0]}"
+    return proc, root, release
+
+
+def finish(proc: subprocess.Popen) -> str:
+    try:
+        return proc.communicate(timeout=RUN_S)[0]
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        raise
+
+
+def labelled(admin: k8s.CoreV1Api, run_id: str) -> list[str]:
+    return [n.metadata.name for n in admin.list_namespace(label_selector=f"{runs.RUN_LABEL}={run_id}").items]
+
+
+def lease_holder(admin_api) -> str | None:
+    try:
+        lease = k8s.CoordinationV1Api(admin_api).read_namespaced_lease(runs.LEASE_NAME, "pcf-system")
+    except k8s.ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise
+    return lease.spec.holder_identity
+
+
+def new_id() -> str:
+    return "t" + uuid.uuid4().hex[:7]
+
+
+def test_second_full_run_is_refused_while_the_first_lives(tmp_path, admin, admin_api):
+    first, second = new_id(), new_id()
+    proc, _, release = holding_run(tmp_path, first)
+    try:
+        assert lease_holder(admin_api) == first
+        other = project(tmp_path / second, {"suites/test_hold.py": holding(
+            tmp_path / "never", tmp_path / "never")}, plugins=ALL_PLUGINS)
+        refused = run(other, "--profile=local", "--mode=full", f"--kubeconfig={RUNNER}", f"--run-id={second}",
+                      timeout=30)
+        out = refused.stdout + refused.stderr
+        assert refused.returncode == 2, out
+        assert f"another full run ({first}) holds the lease pcf-system/{runs.LEASE_NAME}" in out
+        assert "Traceback" not in out and labelled(admin, second) == []
+    finally:
+        release.write_text("go")
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    assert labelled(admin, first) == [] and lease_holder(admin_api) is None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_mid_test_leaves_nothing_behind(tmp_path, admin, admin_api, signum):
+    run_id = new_id()
+    proc, root, _ = holding_run(tmp_path, run_id)
+    assert labelled(admin, run_id), "the run's namespace should exist while the test waits"
+    proc.send_signal(signum)
+    out = finish(proc)
+    assert proc.returncode == 2, out
+    assert labelled(admin, run_id) == []
+    assert lease_holder(admin_api) is None
+    summary = json.loads((root / "reports" / "summary.json").read_text())
+    assert summary["verdict"]["word"] == "could-not-run" and summary["run"]["leftovers"] == []
+
+
+def test_what_a_killed_run_left_is_swept_once_its_lease_is_stale(tmp_path, admin, admin_api):
+    run_id = new_id()
+    proc, _, _ = holding_run(tmp_path, run_id)
+    proc.kill()
+    proc.communicate(timeout=30)
+    left = labelled(admin, run_id)
+    assert left and lease_holder(admin_api) == run_id
+    coordination = k8s.CoordinationV1Api(admin_api)
+
+    def view() -> runs.LeaseView:
+        lease = coordination.read_namespaced_lease(runs.LEASE_NAME, "pcf-system")
+        return runs.LeaseView.of(admin_api.sanitize_for_serialization(lease))
+
+    wait_for(f"the lease of killed run {run_id} to go stale", view, until=lambda v: v.stale(runs.now()),
+             timeout=runs.LEASE_TTL_S + 30, interval=1)
+    swept = subprocess.run([sys.executable, "-m", "conformance.sweep", "--profile=local", f"--kubeconfig={RUNNER}"],
+                           capture_output=True, text=True, timeout=RUN_S)
+    assert swept.returncode == 0, swept.stdout + swept.stderr
+    assert f"removed Namespace {left[0]} (run {run_id} is dead" in swept.stdout
+    assert labelled(admin, run_id) == [] and lease_holder(admin_api) is None
+
+
+def test_guard_refuses_what_rbac_would_allow(admin):
+    """The runner's RBAC lets it create any namespace and any StorageClass (server dry-runs prove
+    it); the guard still refuses both outside the run's scope, and the audit log shows that the
+    refused requests never reached the API server."""
+    target = kube.resolve_target(str(RUNNER), environ={})
+    plain = k8s.ApiClient(kube.configuration(target))
+    tag = uuid.uuid4().hex[:6]
+    storage_class = {"metadata": {"name": f"it-guard-{tag}"}, "provisioner": "example.org/none"}
+    k8s.CoreV1Api(plain).create_namespace({"metadata": {"name": f"it-guard-{tag}"}}, dry_run="All")
+    k8s.StorageV1Api(plain).create_storage_class(storage_class, dry_run="All")
+    with pytest.raises(k8s.ApiException) as denied:  # and RBAC keeps it out of other namespaces
+        k8s.CoreV1Api(plain).create_namespaced_config_map("default", {"metadata": {"name": "x"}}, dry_run="All")
+    assert denied.value.status == 403
+
+    identity = runs.RunIdentity(runs.new_run_id(), "full")
+    guard = WriteGuard.for_profile("full", [identity.prefix], profiles.load("local").write_allowlist)
+    guarded = kube.connect(target, guard, identity.stamp)
+    with pytest.raises(WriteRefused, match="not one of the run's"):
+        k8s.CoreV1Api(guarded).create_namespace({"metadata": {"name": f"it-refused-{tag}"}})
+    with pytest.raises(WriteRefused, match="write_allowlist.cluster_scoped"):
+        k8s.StorageV1Api(guarded).create_storage_class({**storage_class, "metadata": {"name": f"it-refused-{tag}"}})
+
+    def logged(name: str) -> bool:
+        return any(name in line for line in _audit_lines())
+
+    wait_for(f"the dry run of it-guard-{tag} in the audit log", lambda: logged(f"it-guard-{tag}"), timeout=30)
+    assert not logged(f"it-refused-{tag}")
+
+
+def _audit_lines():
+    for path in sorted(paths.AUDIT_LOG.parent.glob("audit*.log")):
+        with path.open() as f:
+            yield from f
+
+
+def audit_since(since: dt.datetime, user: str) -> list[dict]:
+    found = []
+    for line in _audit_lines():
+        if f'"username":"{user}"' not in line:
+            continue
+        event = json.loads(line)
+        if runs.parse_time(event["requestReceivedTimestamp"]) >= since:
+            found.append(event)
+    return found
+
+
+READ_ONLY_SUITE = '''
+import pytest
+from kubernetes import client as k8s
+
+
+@pytest.mark.control_plane
+@pytest.mark.promise("control-plane/it/nodes-listed")
+def test_nodes_are_listed(kube, profile):
+    """The API MUST list the nodes the profile names."""
+    names = {n.metadata.name for n in k8s.CoreV1Api(kube).list_node().items}
+    assert set(profile.cluster.nodes) <= names
+
+
+@pytest.mark.dns
+@pytest.mark.promise("dns/it/deliberately-broken")
+def test_fails_to_bring_in_the_diagnostics(kube):
+    """A check MUST fail here, so that the failure hook's reads are in the audit log too."""
+    assert k8s.CoreV1Api(kube).list_namespaced_pod("kube-system").items == ["no such pod"]
+
+
+@pytest.mark.dns
+@pytest.mark.writes
+@pytest.mark.promise("dns/it/writes")
+def test_would_write(namespace):
+    """A write MUST NOT happen in a read-only run."""
+'''
+
+
+def _read_only_audit(since: dt.datetime, marker_client: k8s.ApiClient) -> list[dict]:
+    """The reader's audit events since `since`, once the log holds a request made after the run."""
+    k8s.CoreV1Api(marker_client).list_namespace(limit=1)
+    finished = runs.now() - dt.timedelta(seconds=1)
+    wait_for("the audit log to catch up with the run", lambda: [
+        e for e in audit_since(since, "platform-conformance:reader")
+        if runs.parse_time(e["requestReceivedTimestamp"]) >= finished], timeout=30)
+    return audit_since(since, "platform-conformance:reader")
+
+
+def test_read_only_run_under_the_reader_makes_only_reads(tmp_path):
+    root = project(tmp_path, {"suites/test_read.py": READ_ONLY_SUITE}, plugins=ALL_PLUGINS)
+    since = runs.now() - dt.timedelta(seconds=1)
+    proc = run(root, "--profile=local", "--mode=read-only", f"--kubeconfig={READER}", timeout=RUN_S)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 1, out  # exactly the deliberate failure
+    doc = json.loads((root / "reports" / "summary.json").read_text())
+    outcomes = {p["promise"]: p["outcome"] for p in doc["promises"]}
+    assert outcomes == {"control-plane/it/nodes-listed": "passed", "dns/it/deliberately-broken": "failed",
+                        "dns/it/writes": "skipped"}
+    assert "events in kube-system" in doc["promises"][1]["diagnosis"]
+    events = _read_only_audit(since, kube.connect(kube.resolve_target(str(READER), environ={}),
+                                                  WriteGuard("read-only")))
+    assert events, "the run made no request as the reader"
+    assert {e["verb"] for e in events} <= {"get", "list", "watch"}, sorted({e["verb"] for e in events})
+
+
+def test_the_suites_run_read_only_under_the_reader(tmp_path):
+    """Every read-only promise the local profile claims runs (nothing skipped for want of
+    setup), and the audit log shows the reader made only reads."""
+    repo = Path(__file__).resolve().parents[2]
+    since = runs.now() - dt.timedelta(seconds=1)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites", "--profile=local", "--mode=read-only", f"--kubeconfig={READER}",
+         f"--reports={tmp_path}", "-p", "no:cacheprovider"],
+        cwd=repo, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+    doc = json.loads((tmp_path / "summary.json").read_text())
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    skipped = {p["promise"]: p["reason"] for p in doc["promises"] if p["outcome"] == "skipped"}
+    allowed = ("read-only run:", "component ")
+    assert all(reason.startswith(allowed) for reason in skipped.values()), skipped
+    assert any(p["outcome"] == "passed" for p in doc["promises"])
+    events = _read_only_audit(since, kube.connect(kube.resolve_target(str(READER), environ={}),
+                                                  WriteGuard("read-only")))
+    assert {e["verb"] for e in events} <= {"get", "list", "watch"}, sorted({e["verb"] for e in events})
