@@ -159,8 +159,9 @@ def diagnose(api: k8s.ApiClient, subject: str, namespaces: Iterable[str],
     if component_namespace and component_namespace not in dict(spaces):
         spaces.append((component_namespace, True))
     for ns, only_trouble in spaces:
+        # An empty event list is itself evidence ("nothing complained there"), so it is kept.
         sections.append(_collect(f"events in {ns}" + (" (warnings)" if only_trouble else ""),
-                                 lambda ns=ns, t=only_trouble: _events(core, ns, t)))
+                                 lambda ns=ns, t=only_trouble: _events(core, ns, t) or "(none)"))
         sections += _collect_pods(core, ns, log_lines)
     for kind in component.kinds if component else ():
         where = [None] if not kind.namespaced else [ns for ns, _ in spaces]

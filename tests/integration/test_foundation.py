@@ -247,7 +247,8 @@ def _read_only_audit(since: dt.datetime, marker_client: k8s.ApiClient) -> list[d
 def test_read_only_run_under_the_reader_makes_only_reads(tmp_path):
     root = project(tmp_path, {"suites/test_read.py": READ_ONLY_SUITE}, plugins=ALL_PLUGINS)
     since = runs.now() - dt.timedelta(seconds=1)
-    proc = run(root, "--profile=local", "--mode=read-only", f"--kubeconfig={READER}", timeout=RUN_S)
+    proc = run(root, "--profile=local", "--mode=read-only", f"--kubeconfig={READER}",
+               f"--alluredir={tmp_path / 'allure'}", timeout=RUN_S)
     out = proc.stdout + proc.stderr
     assert proc.returncode == 1, out  # exactly the deliberate failure
     doc = json.loads((root / "reports" / "summary.json").read_text())
@@ -255,6 +256,10 @@ def test_read_only_run_under_the_reader_makes_only_reads(tmp_path):
     assert outcomes == {"control-plane/it/nodes-listed": "passed", "dns/it/deliberately-broken": "failed",
                         "dns/it/writes": "skipped"}
     assert "events in kube-system" in doc["promises"][1]["diagnosis"]
+    failed = next(json.loads(p.read_text()) for p in (tmp_path / "allure").glob("*-result.json")
+                  if json.loads(p.read_text())["status"] == "failed")
+    attached = next(a for a in failed["attachments"] if a["name"] == "diagnosis")
+    assert "== events in kube-system (warnings) ==" in (tmp_path / "allure" / attached["source"]).read_text()
     events = _read_only_audit(since, kube.connect(kube.resolve_target(str(READER), environ={}),
                                                   WriteGuard("read-only")))
     assert events, "the run made no request as the reader"

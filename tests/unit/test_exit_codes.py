@@ -198,3 +198,17 @@ def test_project_tests_outside_suites_need_no_cluster(tmp_path):
     proc = run(root, "tests")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not (root / "reports").exists()
+
+
+def test_report_metadata_is_derived_from_markers_and_docstrings(tmp_path):
+    root = suite(tmp_path, fails=True)
+    proc = run(root, f"--alluredir={tmp_path / 'allure'}", f"--junitxml={tmp_path / 'junit.xml'}")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    results = [json.loads(p.read_text()) for p in (tmp_path / "allure").glob("*-result.json")]
+    failed = next(r for r in results if r["status"] == "failed")
+    labels = {(label["name"], label["value"]) for label in failed["labels"]}
+    assert failed["name"] == "A lookup of a missing name MUST answer NXDOMAIN."
+    assert {("feature", "dns"), ("story", "dns/resolve/nxdomain"), ("component", "dns"),
+            ("promise", "dns/resolve/nxdomain")} <= labels
+    junit = (tmp_path / "junit.xml").read_text()
+    assert 'name="pcf.promise" value="dns/resolve/nxdomain"' in junit
