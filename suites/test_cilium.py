@@ -39,11 +39,14 @@ def test_cilium_operator_is_available(kube, profile):
 @pytest.mark.promise("cilium/nodes/cilium-node-per-node")
 def test_every_node_has_its_cilium_node(kube):
     """Every node MUST have its CiliumNode, the state Cilium keeps for it (addresses, pod CIDRs)."""
-    assert cilium.cilium_nodes(kube) == tuple(sorted(nodes(kube))), "CiliumNode names versus node names"
+    found, every = cilium.cilium_nodes(kube), tuple(sorted(nodes(kube)))
+    assert found == every, f"nodes without a CiliumNode: {sorted(set(every) - set(found))}; " \
+                           f"CiliumNodes without a node: {sorted(set(found) - set(every))}"
 
 
 @pytest.mark.cilium
 @pytest.mark.promise("cilium/endpoints/none-failed")
 def test_no_cilium_endpoint_has_failed(kube):
     """No CiliumEndpoint MUST be in a failed state."""
-    assert cilium.failed_endpoints(kube) == (), "CiliumEndpoints in a failed state"
+    failed = cilium.failed_endpoints(kube)
+    assert failed == (), "CiliumEndpoints in a failed state: " + ", ".join(f"{e.name} ({e.state})" for e in failed)

@@ -57,7 +57,8 @@ def test_every_expected_node_is_ready(kube, profile):
     got = {name: (found[name].ready if name in found else "missing") for name in profile.cluster.nodes}
     detail = "\n".join(f"{n.name}: Ready={n.ready} ({n.ready_reason})" + "".join(f"; {p}" for p in n.problems)
                        for n in found.values())
-    assert got == {name: "True" for name in profile.cluster.nodes}, detail
+    bad = {name: state for name, state in got.items() if state != "True"}
+    assert got == {name: "True" for name in profile.cluster.nodes}, f"expected nodes not Ready: {bad}\n{detail}"
 
 
 @pytest.mark.control_plane
@@ -67,7 +68,8 @@ def test_no_expected_node_is_cordoned(kube, profile):
     found = cp.nodes(kube)
     got = {name: found[name].unschedulable if name in found else "missing" for name in profile.cluster.nodes}
     detail = "\n".join(f"{n.name}: unschedulable={n.unschedulable}, taints {list(n.taints)}" for n in found.values())
-    assert got == {name: False for name in profile.cluster.nodes}, detail
+    bad = {name: state for name, state in got.items() if state is not False}
+    assert got == {name: False for name in profile.cluster.nodes}, f"expected nodes cordoned or missing: {bad}\n{detail}"
 
 
 @pytest.mark.control_plane

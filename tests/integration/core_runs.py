@@ -1,0 +1,71 @@
+"""Running the core suites as a user would, in a subprocess, and reading their JSON summary.
+
+The integration tests judge the suites by what a user gets: the exit code, and for each promise
+the outcome, the first line of the failure and the diagnosis in reports/summary.json.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from conformance.cluster import paths
+from conformance.profile import SHIPPED
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_LIMIT_S = 600  # a suite run that takes longer than this hangs; the test fails instead of waiting
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    exit_code: int
+    wall_s: float
+    promises: dict[str, list[dict]]  # promise id -> its results (one per parametrised node)
+    output: str
+
+    def outcomes(self, promise: str) -> set[str]:
+        return {r["outcome"] for r in self.promises.get(promise, [])}
+
+    def failures(self, promise: str) -> list[dict]:
+        return [r for r in self.promises.get(promise, []) if r["outcome"] in ("failed", "error")]
+
+
+def run_suites(tests: list[str], reports: Path, *, mode: str = "full", profile: str | Path = "local",
+               keyword: str | None = None, extra: tuple[str, ...] = ()) -> SuiteRun:
+    """Run `pytest <tests>` as the identity of `mode` and return what its summary says."""
+    identity = "runner" if mode == "full" else "reader"
+    argv = [sys.executable, "-m", "pytest", *tests, "-p", "fixtures.probes", f"--profile={profile}",
+            f"--mode={mode}", f"--kubeconfig={paths.kubeconfig(identity)}", f"--reports={reports}", "-q",
+            "-p", "no:cacheprovider", *extra]
+    if keyword:
+        argv += ["-k", keyword]
+    t0 = time.monotonic()
+    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=RUN_LIMIT_S)
+    wall = time.monotonic() - t0
+    summary = json.loads((reports / "summary.json").read_text())
+    by_promise: dict[str, list[dict]] = {}
+    for r in summary["promises"]:
+        by_promise.setdefault(r["promise"], []).append(r)
+    return SuiteRun(proc.returncode, wall, by_promise, proc.stdout[-20000:] + proc.stderr[-5000:])
+
+
+def profile_with(tmp: Path, changes: dict) -> Path:
+    """A copy of the local profile with `changes` merged in (nested mappings merge key by key)."""
+    raw = yaml.safe_load((SHIPPED / "local.yaml").read_text())
+
+    def merge(into: dict, new: dict) -> None:
+        for key, value in new.items():
+            if isinstance(value, dict) and isinstance(into.get(key), dict):
+                merge(into[key], value)
+            else:
+                into[key] = value
+
+    merge(raw, changes)
+    path = tmp / "profile.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
