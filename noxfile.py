@@ -6,6 +6,7 @@ suites or the project's own tests against an existing cluster.
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -65,10 +66,18 @@ def conformance(session: nox.Session) -> None:
                 "--junitxml=reports/junit.xml", "--alluredir=reports/allure-results", *session.posargs)
 
 
+def _browser(session: nox.Session) -> None:
+    """Debian's Chromium, for the test that opens the HTML report like a user would."""
+    if shutil.which("chromium") is None:
+        session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium",
+                    external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
+
+
 @nox.session(name="tests")
 def tests(session: nox.Session) -> None:
     """The project's own tests: unit tests and checks, then integration tests on the local cluster."""
     _install(session)
+    _browser(session)
     session.run("pytest", "tests/unit", "-q")
     session.run("python", "-m", "conformance.promises", "--check")
     session.run("lint-imports")
