@@ -69,6 +69,7 @@ def conformance(session: nox.Session) -> None:
 def _browser(session: nox.Session) -> None:
     """Debian's Chromium, for the test that opens the HTML report like a user would."""
     if shutil.which("chromium") is None:
+        session.run("apt-get", "update", "-qq", external=True)
         session.run("apt-get", "install", "-y", "-qq", "--no-install-recommends", "chromium",
                     external=True, env={"DEBIAN_FRONTEND": "noninteractive"})
 
