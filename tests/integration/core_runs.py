@@ -39,7 +39,7 @@ def run_suites(tests: list[str], reports: Path, *, mode: str = "full", profile: 
                keyword: str | None = None, extra: tuple[str, ...] = ()) -> SuiteRun:
     """Run `pytest <tests>` as the identity of `mode` and return what its summary says."""
     identity = "runner" if mode == "full" else "reader"
-    argv = [sys.executable, "-m", "pytest", *tests, "-p", "fixtures.probes", f"--profile={profile}",
+    argv = [sys.executable, "-m", "pytest", *tests, f"--profile={profile}",
             f"--mode={mode}", f"--kubeconfig={paths.kubeconfig(identity)}", f"--reports={reports}", "-q",
             "-p", "no:cacheprovider", *extra]
     if keyword:
