@@ -60,7 +60,7 @@ def api_client(kubeconfig: Path | str | None = None, context: str | None = None)
 def _wait_established(dyn: DynamicClient, name: str) -> None:
     crds = dyn.resources.get(api_version="apiextensions.k8s.io/v1", kind="CustomResourceDefinition")
     wait_for(f"CRD {name} to be Established",
-             lambda: crds.get(name=name).to_dict().get("status", {}).get("conditions", []),
+             lambda: (crds.get(name=name).to_dict().get("status") or {}).get("conditions") or [],
              until=lambda conditions: any(c["type"] == "Established" and c["status"] == "True"
                                           for c in conditions),
              timeout="crd_established", interval=0.5)

@@ -40,6 +40,8 @@ TIMEOUTS: dict[str, Timeout] = {
     "pod_ready": Timeout(180, "image pull plus start; images are preloaded on the local cluster"),
     "deployment_available": Timeout(240, "a rollout of a few pods, one after another"),
     "endpoints_ready": Timeout(60, "EndpointSlices follow readiness within a few seconds"),
+    "policy_enforced": Timeout(60, "a NetworkPolicy implementation programs a change within seconds"),
+    "container_restarted": Timeout(120, "the kubelet's crash back-off starts at 10 s and doubles"),
     "shared_workloads": Timeout(600, "another worker may be creating the shared probe workloads"),
     # Component promises: long enough that a budget miss is measured, not cut short.
     "dns_answer": Timeout(30, "CoreDNS picks up a new Service within its cache and sync period"),

@@ -20,7 +20,7 @@ OTHER_PORT = 8081  # the test server's second listener, named by no allow rule
 # How long a policy may take to be enforced. The named table has no entry of its own for it
 # yet; EndpointSlice propagation is the nearest limit (a policy is programmed from the same
 # watch events within seconds).
-POLICY_TIMEOUT = "endpoints_ready"
+POLICY_TIMEOUT = "policy_enforced"
 
 
 def _ready(probes) -> None:
