@@ -15,6 +15,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop and remove everything the cluster started or created")
     sub.add_parser("status", help="print each component's pid, restarts and hold state")
     sub.add_parser("build", help="build the pinned programs and images into the cache")
+    pkgs = sub.add_parser("packages", help="install the Debian packages the cluster needs")
+    pkgs.add_argument("--test-tools", action="store_true", help="also what the project's own tests need")
     for name in ("hold", "release"):
         p = sub.add_parser(name, help=f"{name} one component (fault injection)")
         p.add_argument("component")
@@ -28,6 +30,10 @@ def main(argv: list[str] | None = None) -> int:
             local.down()
         elif args.command == "status":
             print(json.dumps(local.status(), indent=1))
+        elif args.command == "packages":
+            from conformance.cluster import host
+
+            host.ensure_packages(test_tools=args.test_tools)
         elif args.command == "build":
             from conformance.cluster import build, stack_images
 

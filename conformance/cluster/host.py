@@ -25,18 +25,23 @@ PACKAGES = {
     "busybox": "busybox-static",
     "/usr/lib/cni/bridge": "containernetworking-plugins",
 }
+# Only the project's own tests need these: a browser for the report page, and two independent
+# readers of the OCI archives the harness writes.
+TEST_PACKAGES = {"chromium": "chromium", "umoci": "umoci", "skopeo": "skopeo"}
 MIN_FREE_GIB = 12
 APT_TIMEOUT_S = 900
 
 
-def missing_packages() -> list[str]:
-    return sorted({pkg for cmd, pkg in PACKAGES.items()
+def missing_packages(wanted: dict[str, str] = PACKAGES) -> list[str]:
+    return sorted({pkg for cmd, pkg in wanted.items()
                    if not (Path(cmd).exists() if cmd.startswith("/") else shutil.which(cmd))})
 
 
-def ensure_packages(log=print) -> None:
-    """Install the Debian packages the cluster needs (no daemons start: there is no systemd)."""
-    missing = missing_packages()
+def ensure_packages(log=print, test_tools: bool = False) -> None:
+    """Install the Debian packages the cluster (and, if asked, the project's tests) need.
+
+    No daemon starts: there is no systemd, and the harness starts what it needs itself."""
+    missing = missing_packages({**PACKAGES, **(TEST_PACKAGES if test_tools else {})})
     if not missing:
         return
     if shutil.which("go") is None:
