@@ -25,6 +25,8 @@ from conformance.guard import WriteGuard, WriteRefused
 from conformance.waiting import wait_for
 from tinysuite import ALL_PLUGINS, project, run
 
+from cluster_audit import audit_lines, audit_since
+
 READER = paths.kubeconfig("reader")
 RUNNER = paths.kubeconfig("runner")
 RUN_S = 300  # limit on one whole tiny run, including its cleanup
@@ -53,30 +55,6 @@ def test_holds_until_released(namespace, kube, cleanup):
 
 def holding(ready: Path, release: Path) -> str:
     return HOLDING.replace("READY_FILE", str(ready)).replace("RELEASE_FILE", str(release))
-
-
-@pytest.fixture
-def admin(admin_api) -> k8s.CoreV1Api:
-    return k8s.CoreV1Api(admin_api)
-
-
-@pytest.fixture
-def free_lease(admin_api) -> None:
-    """Wait until no other full run holds the lease: the local cluster may be shared with
-    someone running the suites while these tests start."""
-    coordination = k8s.CoordinationV1Api(admin_api)
-
-    def live_holder() -> str | None:
-        try:
-            lease = coordination.read_namespaced_lease(runs.LEASE_NAME, "pcf-system")
-        except k8s.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return runs.LeaseView.of(admin_api.sanitize_for_serialization(lease)).live_holder(runs.now())
-
-    wait_for("other full runs to release the lease", live_holder, until=lambda holder: holder is None,
-             timeout=600, interval=2)
 
 
 def holding_run(tmp_path: Path, run_id: str) -> tuple[subprocess.Popen, Path, Path]:
@@ -226,27 +204,10 @@ def test_guard_refuses_what_rbac_would_allow(admin):
         k8s.StorageV1Api(guarded).create_storage_class({**storage_class, "metadata": {"name": f"it-refused-{tag}"}})
 
     def logged(name: str) -> bool:
-        return any(name in line for line in _audit_lines())
+        return any(name in line for line in audit_lines())
 
     wait_for(f"the dry run of it-guard-{tag} in the audit log", lambda: logged(f"it-guard-{tag}"), timeout=30)
     assert not logged(f"it-refused-{tag}")
-
-
-def _audit_lines():
-    for path in sorted(paths.AUDIT_LOG.parent.glob("audit*.log")):
-        with path.open() as f:
-            yield from f
-
-
-def audit_since(since: dt.datetime, user: str) -> list[dict]:
-    found = []
-    for line in _audit_lines():
-        if f'"username":"{user}"' not in line:
-            continue
-        event = json.loads(line)
-        if runs.parse_time(event["requestReceivedTimestamp"]) >= since:
-            found.append(event)
-    return found
 
 
 READ_ONLY_SUITE = '''
