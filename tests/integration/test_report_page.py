@@ -20,7 +20,7 @@ from conformance.cluster import paths
 PLAYWRIGHT_DIR = paths.CACHE / "npm" / "playwright"
 FAILING = "dns/server/replicas-match-profile"
 PASSING = "dns/server/service-matches-profile"
-SCREENSHOT = paths.REPO / "reports" / "report-page.png"
+SCREENSHOTS = paths.REPO / "reports"  # artefacts: one PNG per page opened
 RUN_S, BROWSER_S, NPM_S = 300, 120, 300
 
 
@@ -48,11 +48,11 @@ def rendered(tmp_path_factory):
     return index, results
 
 
-def _page(index: Path, test_id: str, *attachments: str) -> dict:
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+def _page(index: Path, test_id: str, shot: str, *attachments: str) -> dict:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
         ["node", str(Path(__file__).with_name("report_page.mjs")), str(_playwright()),
-         f"{index.as_uri()}#{test_id}", str(SCREENSHOT), *attachments],
+         f"{index.as_uri()}#{test_id}", str(SCREENSHOTS / shot), *attachments],
         capture_output=True, text=True, timeout=BROWSER_S, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return json.loads(proc.stdout)
@@ -62,7 +62,7 @@ def test_failing_test_page_shows_component_promise_and_diagnosis(rendered):
     index, results = rendered
     failed = [tid for tid, r in results.items() if r["status"] == "failed"]
     assert len(failed) == 1, f"expected exactly the replica promise to fail: {results}"
-    page = _page(index, failed[0], "diagnosis")
+    page = _page(index, failed[0], "report-failing-test.png", "diagnosis")
     text = page["text"]
     assert "component\ndns" in text or "component dns" in text, text[:2000]
     assert f"promise\n{FAILING}" in text or f"promise {FAILING}" in text, text[:2000]
@@ -70,12 +70,12 @@ def test_failing_test_page_shows_component_promise_and_diagnosis(rendered):
     assert "diagnosis of suites/test_dns.py::test_dns_deployment_runs_the_replicas_the_profile_names" in text
     assert "Deployment kube-system/coredns: 1 of 1 replicas ready; the profile names 3" in text
     assert page["outside"] == [], f"the report reached outside: {page['outside']}"
-    assert SCREENSHOT.stat().st_size > 0
+    assert (SCREENSHOTS / "report-failing-test.png").stat().st_size > 0
 
 
 def test_passing_test_page_shows_its_promise(rendered):
     index, results = rendered
     passed = [tid for tid, r in results.items() if r["status"] == "passed"]
     assert passed, results
-    texts = [_page(index, tid)["text"] for tid in passed]
+    texts = [_page(index, tid, f"report-passing-{i}.png")["text"] for i, tid in enumerate(passed)]
     assert any(PASSING in t for t in texts), "no passing page shows " + PASSING
