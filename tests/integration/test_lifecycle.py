@@ -90,7 +90,9 @@ def test_taken_port_is_named_and_refused(cluster_taken_down):
         t0 = time.monotonic()
         proc = harness("up", timeout=BAD_STATE_S)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "port 6443 (kube-apiserver) is taken by python" in proc.stderr, proc.stderr
+    # The message names the port, what the cluster needs it for, and the process holding it: us.
+    assert "port 6443 (kube-apiserver) is taken by" in proc.stderr, proc.stderr
+    assert f"(pid {os.getpid()})" in proc.stderr, proc.stderr
     assert "Traceback" not in proc.stderr
     assert time.monotonic() - t0 < BAD_STATE_S
     assert not paths.STATE.exists(), "a refused bring-up must create nothing"
