@@ -4,18 +4,19 @@ Each test proves one thing a user of the local cluster relies on, with real work
 """
 from __future__ import annotations
 
-import time
 import uuid
 
 import pytest
 from kubernetes import client as k8s
+from kubernetes.dynamic import DynamicClient
 
+from conformance import run as runs
 from conformance.cluster import network
-from conformance.pods import exec_in
+from conformance.pods import exec_in, wait_pod
+from conformance.waiting import wait_for
 
 AGNHOST = None  # resolved from the stack list at run time
 PROBE = "localhost/platform-conformance/probe:0.1.0"
-READY_S = 120
 
 RESTRICTED = {
     "runAsNonRoot": True,
@@ -41,16 +42,7 @@ def namespace(admin_api):
     core.create_namespace({"metadata": {"name": name, "labels": {
         "pod-security.kubernetes.io/enforce": "restricted", "app.kubernetes.io/managed-by": "platform-conformance"}}})
     yield name
-    core.delete_namespace(name)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        try:
-            core.read_namespace(name)
-        except k8s.ApiException as exc:
-            if exc.status == 404:
-                return
-        time.sleep(1)
-    raise AssertionError(f"namespace {name} still present 120 s after its deletion")
+    runs.delete_and_wait(DynamicClient(admin_api), "v1", "Namespace", name, timeout="namespace_deleted")
 
 
 def _pod(name: str, image: str, args: list[str], labels: dict[str, str]) -> dict:
@@ -60,16 +52,8 @@ def _pod(name: str, image: str, args: list[str], labels: dict[str, str]) -> dict
                         "securityContext": RESTRICTED}]}}
 
 
-def _wait_running(core: k8s.CoreV1Api, ns: str, name: str) -> dict:
-    deadline = time.monotonic() + READY_S
-    pod = None
-    while time.monotonic() < deadline:
-        pod = core.read_namespaced_pod(name, ns)
-        ready = [c for c in (pod.status.conditions or []) if c.type == "Ready" and c.status == "True"]
-        if ready:
-            return pod
-        time.sleep(1)
-    raise AssertionError(f"pod {ns}/{name} not Ready within {READY_S} s; status: {pod.status if pod else None}")
+def _wait_running(core: k8s.CoreV1Api, ns: str, name: str):
+    return wait_pod(core.api_client, ns, name)
 
 
 def _server_and_service(core, ns) -> str:
@@ -119,12 +103,8 @@ def test_network_policy_denies_one_client_and_admits_another(admin_api, namespac
         "spec": {"podSelector": {"matchLabels": {"app": "echo"}}, "policyTypes": ["Ingress"],
                  "ingress": [{"from": [{"podSelector": {"matchLabels": {"app": "allowed"}}}]}]}})
     # The firewall programs the policy asynchronously: wait until the denied client is refused.
-    deadline = time.monotonic() + 60
-    denied = None
-    while time.monotonic() < deadline:
-        denied = exec_in(admin_api, namespace, "denied", ["/agnhost", "connect", f"{host}:80", "--timeout=2s"])
-        if denied.exit_code != 0:
-            break
+    wait_for("the policy to refuse client 'denied'",
+             lambda: exec_in(admin_api, namespace, "denied", ["/agnhost", "connect", f"{host}:80", "--timeout=2s"]),
+             until=lambda result: result.exit_code != 0, timeout="policy_enforced")
     allowed = exec_in(admin_api, namespace, "allowed", ["/agnhost", "connect", f"{host}:80", "--timeout=5s"])
-    assert denied is not None and denied.exit_code != 0, f"denied client still connects: {denied}"
     assert allowed.exit_code == 0, f"allowed client refused: {allowed}"
