@@ -45,13 +45,7 @@ def warm() -> None:
 
 
 def _descendants(root: int) -> set[int]:
-    parent = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                parent[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except OSError:
-                continue
+    parent = host.parents()
     found, frontier = {root}, {root}
     while frontier:
         frontier = {pid for pid, ppid in parent.items() if ppid in frontier} - found

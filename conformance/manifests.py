@@ -12,10 +12,10 @@ from typing import Iterable
 
 import yaml
 from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
+from conformance import kube
 from conformance.waiting import wait_for
 
 FIELD_MANAGER = "platform-conformance"
@@ -51,10 +51,10 @@ def ordered(docs: list[dict]) -> list[dict]:
 
 
 def api_client(kubeconfig: Path | str | None = None, context: str | None = None) -> k8s.ApiClient:
-    configuration = k8s.Configuration()
-    k8s_config.load_kube_config(config_file=str(kubeconfig) if kubeconfig else None, context=context,
-                                client_configuration=configuration)
-    return k8s.ApiClient(configuration)
+    """A plain client for a kubeconfig (the harness's and the tests' admin); a bad kubeconfig or
+    context raises the suite's own KubeconfigError, which names the input and the fix."""
+    target = kube.resolve_target(str(kubeconfig) if kubeconfig else None, context)
+    return k8s.ApiClient(kube.configuration(target))
 
 
 def _wait_established(dyn: DynamicClient, name: str) -> None:

@@ -13,8 +13,6 @@ from pathlib import Path
 
 from conformance.cluster import paths
 
-ALLURE = "allure@3"
-NPM_DIR = paths.CACHE / "npm" / "allure-3"
 CONFIG = paths.REPO / "reports" / "allurerc.mjs"
 NPM_TIMEOUT_S = 600
 GENERATE_TIMEOUT_S = 300
@@ -23,13 +21,18 @@ _REMOTE_SCRIPT = re.compile(r"<script[^>]*\ssrc=\"https?://[^\"]*\"[^>]*>\s*</sc
                             r"|<script>\s*window\.dataLayer.*?</script>", re.I | re.S)
 
 
-def allure_binary() -> Path:
-    binary = NPM_DIR / "node_modules" / ".bin" / "allure"
-    if not binary.exists():
-        NPM_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", ALLURE],
+def npm_package(name: str, version: str) -> Path:
+    """npm package `name@version`, installed once into the machine cache; its node_modules folder."""
+    prefix = paths.CACHE / "npm" / f"{name}-{version}"
+    if not (prefix / "node_modules" / name).exists():
+        prefix.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--prefix", str(prefix), "--no-audit", "--no-fund", f"{name}@{version}"],
                        check=True, timeout=NPM_TIMEOUT_S, capture_output=True)
-    return binary
+    return prefix / "node_modules"
+
+
+def allure_binary() -> Path:
+    return npm_package("allure", "3") / ".bin" / "allure"
 
 
 def render(results: Path, output: Path) -> Path:

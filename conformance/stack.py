@@ -85,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     try:
-        install(manifests.api_client(args.kubeconfig, args.context), profile, args.components)
+        api = manifests.api_client(args.kubeconfig, args.context)
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        install(api, profile, args.components)
     except (WaitTimeout, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

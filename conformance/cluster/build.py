@@ -101,36 +101,28 @@ def _run(argv: list[str], cwd: Path | None = None, timeout: float = 60, env: dic
     return proc.stdout
 
 
-def _staging_replaces(program: Program) -> list[str]:
-    """Turn the upstream go.mod's ./staging replaces into pinned module versions."""
-    gomod = _run(
-        ["go", "mod", "download", "-json", f"{program.module}@{program.version}"],
-        timeout=GO_DOWNLOAD_TIMEOUT_S,
-    )
-    info = json.loads(gomod)
-    text = Path(info["GoMod"]).read_text()
-    out = []
-    for line in text.splitlines():
-        parts = line.split()
-        if "=>" in parts and parts[-1].startswith("./staging/"):
-            out.append(f"\t{parts[0]} => {parts[0]} {program.staging}")
-    return out
-
-
-def _verify_sum(program: Program, workdir: Path) -> None:
-    """The pinned go.sum hash is the single source of truth for what was built."""
-    if not program.sum:
-        return
-    info = json.loads(
-        _run(["go", "mod", "download", "-json", f"{program.module}@{program.version}"],
-             cwd=workdir, timeout=GO_DOWNLOAD_TIMEOUT_S)
-    )
-    if info.get("Sum") != program.sum:
+def _download(program: Program, workdir: Path) -> dict:
+    """Fetch the pinned module once and check it against its pinned go.sum hash, the single
+    source of truth for what gets built."""
+    info = json.loads(_run(["go", "mod", "download", "-json", f"{program.module}@{program.version}"],
+                           cwd=workdir, timeout=GO_DOWNLOAD_TIMEOUT_S))
+    if program.sum and info.get("Sum") != program.sum:
         raise HarnessError(
             f"{program.module}@{program.version} hashes to {info.get('Sum')}, "
             f"but manifests/stack.yaml pins {program.sum}",
             fix="check the module proxy, or update the pin on purpose",
         )
+    return info
+
+
+def _staging_replaces(program: Program, gomod: Path) -> list[str]:
+    """Turn the upstream go.mod's ./staging replaces into pinned module versions."""
+    out = []
+    for line in gomod.read_text().splitlines():
+        parts = line.split()
+        if "=>" in parts and parts[-1].startswith("./staging/"):
+            out.append(f"\t{parts[0]} => {parts[0]} {program.staging}")
+    return out
 
 
 def _ldflags(program: Program) -> str:
@@ -154,16 +146,16 @@ def build(program: Program, log=print) -> Program:
         return program
     workdir = paths.CACHE / "build" / f"{program.name}-{program.version}"
     workdir.mkdir(parents=True, exist_ok=True)
+    log(f"building {program.name} {program.version} from {program.module} (cached under {program.bindir})")
+    info = _download(program, workdir)
     lines = [f"module platform-conformance.local/build/{program.name}", "", "go 1.26.0", "", "require ("]
     lines.append(f"\t{program.module} {program.version}")
     lines += [f"\t{m} {program.version}" for m in program.require]
     lines.append(")")
     if program.staging:
-        lines += ["", "replace ("] + _staging_replaces(program) + [")"]
+        lines += ["", "replace ("] + _staging_replaces(program, Path(info["GoMod"])) + [")"]
     (workdir / "go.mod").write_text("\n".join(lines) + "\n")
     env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0")
-    log(f"building {program.name} {program.version} from {program.module} (cached under {program.bindir})")
-    _verify_sum(program, workdir)
     tmp = program.bindir.with_suffix(".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)

@@ -89,6 +89,24 @@ def check_ports(ports: dict[int, str]) -> None:
                            fix="stop that process, or run `nox -s cluster-down` if it is an earlier cluster")
 
 
+def proc_stat(pid: int) -> tuple[str, int] | None:
+    """A process's state letter (R, S, Z, ...) and parent pid; None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields[0], int(fields[1])
+
+
+def parents() -> dict[int, int]:
+    """Every live process mapped to its parent pid."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (found := proc_stat(int(entry.name))) is not None:
+            out[int(entry.name)] = found[1]
+    return out
+
+
 def pids_using(prefixes: tuple[Path, ...], marker: Path | None = None) -> list[int]:
     """Processes run from one of these folders, or whose command line names `marker`, and
     every process in a pod cgroup."""

@@ -13,8 +13,9 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
-from conformance.cluster import build, components, host, network, paths, pki
+from conformance.cluster import build, components, host, network, paths, pki, stack_images
 from conformance.cluster.errors import HarnessError
+from conformance.manifests import apply_paths
 from conformance.waiting import WaitTimeout, wait_for
 
 SUPERVISOR_STOP_S = 90
@@ -25,11 +26,11 @@ def _supervisor_pid() -> int | None:
     """The running supervisor's pid; a zombie or a recycled pid does not count."""
     try:
         pid = int(paths.SUPERVISOR_PID.read_text())
-        stat = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
-    if stat.rsplit(")", 1)[1].split()[0] == "Z" or b"conformance.cluster.supervisor" not in cmdline:
+    found = host.proc_stat(pid)
+    if found is None or found[0] == "Z" or b"conformance.cluster.supervisor" not in cmdline:
         return None
     return pid
 
@@ -115,8 +116,6 @@ def up(log=print) -> None:
     t0 = time.monotonic()
     progs = build.build_all(log=log)
     log(f"programs ready in {time.monotonic() - t0:.0f} s")
-    from conformance.cluster import stack_images  # images need the built programs
-
     archives = stack_images.build_all(progs, log=log)
 
     paths.STATE.mkdir(parents=True, exist_ok=True)
@@ -138,8 +137,6 @@ def up(log=print) -> None:
     stack_images.load_all(progs, archives, log=log)
     _until("kube-apiserver /readyz", lambda: "ok" in _https_get("/readyz"), UP_LIMITS_S["kube-apiserver"],
            paths.LOGS / "kube-apiserver.log")
-    from conformance.manifests import apply_paths  # the one loader, used with the admin identity
-
     apply_paths([paths.MANIFESTS / "local-cluster"], kubeconfig=paths.kubeconfig("admin"))
     _until(f"node {network.NODE_NAME} to be Ready", _node_ready, UP_LIMITS_S["node-ready"], paths.LOGS / "kubelet.log")
     log(f"the local cluster is up in {time.monotonic() - t0:.0f} s; admin kubeconfig: {paths.kubeconfig('admin')}")

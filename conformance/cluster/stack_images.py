@@ -2,12 +2,15 @@
 with their upstream names, and loaded into the node's runtime."""
 from __future__ import annotations
 
-import importlib
 from pathlib import Path
 
-from conformance.cluster import paths
+from conformance.cluster import paths, probe_image
 from conformance.cluster.build import Program, load_stack
-from conformance.cluster.images import File, ImageConfig, ImageSpec, build_image, image_present, import_image, read_oci_archive
+from conformance.cluster.images import File, ImageConfig, ImageSpec, build_image, import_image, list_images, read_oci_archive
+
+
+# The project's own images, built from C and Go sources (images/) and the pause source upstream.
+BUILDERS = {"pause": probe_image.build_pause_image, "probe": probe_image.build_probe_image}
 
 
 def _tag(spec: dict, progs: dict[str, Program]) -> str:
@@ -17,23 +20,11 @@ def _tag(spec: dict, progs: dict[str, Program]) -> str:
     return f"{spec['name']}:{(progs[program].source_dir() / rel).read_text().strip()}"
 
 
-def _builder(kind: str):
-    # The project's own images have builders of their own (C and Go sources under images/).
-    for module in ("conformance.cluster.probe_image", "conformance.cluster.images"):
-        try:
-            mod = importlib.import_module(module)
-        except ImportError:
-            continue
-        if hasattr(mod, f"build_{kind}_image"):
-            return getattr(mod, f"build_{kind}_image")
-    raise LookupError(f"no builder for the {kind!r} image")
-
-
 def build_all(progs: dict[str, Program], log=print) -> list[Path]:
     archives = []
     for spec in load_stack()["images"]:
         if "build" in spec:
-            archives.append(_builder(spec["build"])())
+            archives.append(BUILDERS[spec["build"]]())
             continue
         program, binary = spec["program"].split("/", 1)
         image = ImageSpec(
@@ -47,11 +38,13 @@ def build_all(progs: dict[str, Program], log=print) -> list[Path]:
 
 
 def load_all(progs: dict[str, Program], archives: list[Path], log=print) -> None:
+    """Import each archive whose names the runtime does not already hold at the same digest."""
     ctr = progs["containerd"].binary("ctr")
     address = str(paths.CONTAINERD_SOCK)
+    held = list_images(ctr, address)
     for archive in archives:
         info = read_oci_archive(archive)
-        if all(image_present(n, ctr, address, digest=info.manifest_digest) for n in info.names):
+        if all(held.get(n) == info.manifest_digest for n in info.names):
             continue
         import_image(archive, ctr, address)
         log(f"loaded {', '.join(info.names)}")

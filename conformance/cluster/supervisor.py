@@ -17,6 +17,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from conformance.cluster.host import parents
+
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
 STOP_GRACE_S = 15
@@ -34,16 +36,8 @@ def _die_with_parent() -> None:
 
 def _adopted(own: set[int]) -> list[int]:
     """Orphans re-parented to us (runtime shims, pod processes): not started by us directly."""
-    me = str(os.getpid())
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) not in own:
-            try:
-                if (entry / "stat").read_text().rsplit(")", 1)[1].split()[1] == me:
-                    out.append(int(entry.name))
-            except (OSError, IndexError):
-                continue
-    return out
+    me = os.getpid()
+    return [pid for pid, parent in parents().items() if parent == me and pid not in own]
 
 
 def _reap(pids: list[int]) -> None:

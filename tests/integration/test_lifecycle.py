@@ -41,7 +41,8 @@ def leftovers(baseline: dict, sysctls: dict) -> dict[str, list]:
     links = [line.split(":")[1].strip().split("@")[0] for line in
              network.sh("ip", "-o", "link").stdout.splitlines()]
     return {
-        "processes": [p for p in host.pids_using(roots, marker=paths.RUN) if _state(p) != "Z"],
+        "processes": [p for p in host.pids_using(roots, marker=paths.RUN)
+                      if (st := host.proc_stat(p)) is not None and st[0] != "Z"],
         # Judged apart from the process scan above: nothing answers on the cluster's ports.
         "listening ports": sorted(set(components.PORTS) & set(host.listeners())),
         "mounts": host.mounts_under((paths.STATE, paths.RUN)) + [m for m in host.mounts_under((Path("/run/netns"),))],
@@ -54,13 +55,6 @@ def leftovers(baseline: dict, sysctls: dict) -> dict[str, list]:
         "sysctls": [k for k, v in sysctls.items() if network.read_sysctl(k) != v],
         "files": [str(p) for p in (paths.STATE, paths.RUN, paths.CNI_CONF) if p.exists()],
     }
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return "gone"
 
 
 @pytest.fixture(scope="module")

@@ -17,19 +17,10 @@ import pytest
 from conformance import report
 from conformance.cluster import paths
 
-PLAYWRIGHT_DIR = paths.CACHE / "npm" / "playwright"
 FAILING = "dns/server/replicas-match-profile"
 PASSING = "dns/server/service-matches-profile"
 SCREENSHOTS = paths.REPO / "reports"  # artefacts: one PNG per page opened
-RUN_S, BROWSER_S, NPM_S = 300, 120, 300
-
-
-def _playwright() -> Path:
-    if not (PLAYWRIGHT_DIR / "node_modules" / "playwright-core").exists():
-        PLAYWRIGHT_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(PLAYWRIGHT_DIR), "--no-audit", "--no-fund",
-                        "playwright-core@1"], check=True, timeout=NPM_S, capture_output=True)
-    return PLAYWRIGHT_DIR
+RUN_S, BROWSER_S = 300, 120
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +42,7 @@ def rendered(tmp_path_factory):
 def _page(index: Path, test_id: str, shot: str, *attachments: str) -> dict:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     proc = subprocess.run(
-        ["node", str(Path(__file__).with_name("report_page.mjs")), str(_playwright()),
+        ["node", str(Path(__file__).with_name("report_page.mjs")), str(report.npm_package("playwright-core", "1").parent),
          f"{index.as_uri()}#{test_id}", str(SCREENSHOTS / shot), *attachments],
         capture_output=True, text=True, timeout=BROWSER_S, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
