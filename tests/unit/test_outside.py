@@ -231,8 +231,8 @@ def test_the_sweeper_removes_through_a_guard_and_a_dry_run_removes_nothing():
     dns = FakeSystem("dns", "record", [dead, live, "www.pcf.test"])
     lines = []
     assert sweep.sweep_outside({"dns": dns}, LOCAL, "live0001", AT, True, lines.append) == []
-    assert dns.calls == [("list", "pcf.test")] and lines == [f"would remove dns record {dead} "
-                                                            "(run dead0001 is dead (the live lease is held by live0001))"]
+    assert dns.calls == [("list", "pcf.test")]
+    assert lines == [f"would remove dns record {dead} (run dead0001 is dead (the live lease is held by live0001))"]
     assert sweep.sweep_outside({"dns": dns}, LOCAL, "live0001", AT, False, lines.append) == []
     assert dns.names == [live, "www.pcf.test"] and ("delete", dead) in dns.calls
 
