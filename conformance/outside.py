@@ -8,9 +8,10 @@ it is and when it may go, as it does from the labels and expiry of a Kubernetes 
 guard here is the outside twin of `conformance.guard`: it refuses a write before the request
 leaves, with the same WriteRefused, and a read-only run writes to no outside system at all.
 
-Each system's client is an adapter (`OutsideSystem`) written beside the suite that needs it; it
-asks the guard before each write it makes, and `OutsideWrites.create` registers its undo on the
-run's cleanup stack right after the create.
+Each system's client is an adapter (`OutsideSystem`, e.g. conformance/outside_vault.py) that only
+makes requests. Tests write through `OutsideWrites`, which asks the guard before the request
+leaves and registers the undo on the test's cleanup stack right after a create; the sweeper asks
+a guard scoped to the dead runs before each delete.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ SCOPED = re.compile(r"^(?P<run>[a-z][a-z0-9]{7})-(?P<expires>\d{12})(?:-|/|$)")
 
 # Adapters the sweeper drives, by system: "module:factory", where factory(profile) returns an
 # OutsideSystem for that profile, or None when the profile gives the system nothing to reach.
-ADAPTERS: dict[str, str] = {}
+ADAPTERS: dict[str, str] = {"vault": "conformance.outside_vault:from_profile"}
 
 
 class OutsideSystem(Protocol):

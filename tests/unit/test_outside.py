@@ -268,3 +268,15 @@ def test_the_plan_names_each_outside_prefix():
     assert not any("dns" in line for line in lines)
     bare = dataclasses.replace(PRODUCTION, write_allowlist=profiles.WriteAllowlist())
     assert "declares no write_allowlist.outside" in plan.may_create(bare, "full")[-1]
+
+
+def test_the_sweeper_reaches_vault_only_with_an_address_and_a_token(monkeypatch):
+    monkeypatch.delenv("VAULT_ADDR", raising=False)
+    monkeypatch.delenv("VAULT_TOKEN", raising=False)
+    assert outside.adapters(PRODUCTION) == {}
+    monkeypatch.setenv("VAULT_TOKEN", "t")
+    vault = outside.adapters(PRODUCTION)["vault"]
+    assert (vault.address, vault.mount, vault.kind) == ("https://vault.ocf.berkeley.edu", "kvv2", "KV path")
+    assert outside.adapters(LOCAL) == {}  # local claims no Vault and names no address
+    monkeypatch.setenv("VAULT_ADDR", "http://127.0.0.1:8200")
+    assert outside.adapters(LOCAL)["vault"].mount == "kvv2"
