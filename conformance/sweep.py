@@ -88,10 +88,6 @@ def why_doomed(run: str, expires: dt.datetime | None, live_run: str | None, at: 
     return None
 
 
-def is_dead(run_id: str | None, live_run: str | None) -> bool:
-    return run_id is not None and run_id != live_run
-
-
 # --- against a cluster -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
