@@ -6,6 +6,7 @@ pytest_plugins = [
     "fixtures.selection",
     "fixtures.cluster",
     "fixtures.namespaces",
+    "fixtures.outside",
     "fixtures.workloads",
     "fixtures.probes",
     "fixtures.diagnostics",

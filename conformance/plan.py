@@ -9,6 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Iterable
 
+from conformance import outside
 from conformance.guard import CONTROL_NAMESPACE
 from conformance.profile import Profile
 from conformance.run import LEASE_NAME, MAX_AGE, RUN_LABEL
@@ -64,8 +65,7 @@ def may_create(profile: Profile, mode: str) -> list[str]:
     lines += [f"cluster-scoped: {r} (write_allowlist.cluster_scoped)" for r in profile.write_allowlist.cluster_scoped]
     lines += [f"{w.resource} in namespace {w.namespace} (write_allowlist.namespaced)"
               for w in profile.write_allowlist.namespaced]
-    lines.append("outside the cluster: only names starting with pcf-<run id>- (Vault paths, S3 buckets "
-                 "and users, DNS records)")
+    lines += outside.describe(profile)
     return lines
 
 

@@ -76,6 +76,28 @@ def _resource(value: str) -> str | None:
         f"{value!r} is not a resource name like `clusterissuers.cert-manager.io`")
 
 
+def _vault_prefix(value: str) -> str | None:
+    """A KV path prefix names a folder below a mount: a whole mount would reach the platform's
+    own secrets, and without the closing `/` a sibling folder would match too."""
+    if re.match(r"^[a-z0-9][a-z0-9_.-]*(/[A-Za-z0-9_.-]+)+/$", value):
+        return None
+    return f"{value!r} is not a folder below a KV mount ending in '/'"
+
+
+def _name_prefix(value: str) -> str | None:
+    """Bucket, user and record-label prefixes: short enough that the run id and a purpose fit in
+    63 characters, and ending in '-' so the run id is a separate word."""
+    if re.match(r"^[a-z][a-z0-9-]{0,14}-$", value):
+        return None
+    return (f"{value!r} is not 2 to 16 lowercase letters, digits or '-', a letter first and '-' last")
+
+
+def _zone(value: str) -> str | None:
+    label = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    return None if re.match(rf"^({label}\.)+{label}$", value) else (
+        f"{value!r} is not a lowercase DNS zone name without a trailing dot")
+
+
 # --- cluster facts ---------------------------------------------------------------------------
 
 @_schema
@@ -288,6 +310,36 @@ class NamespacedWrite:
 
 
 @_schema
+class PathWrites:
+    prefix: str = _f("the KV path every name starts with, e.g. kvv2/platform-conformance/",
+                     check=_vault_prefix)
+
+
+@_schema
+class NameWrites:
+    prefix: str = _f("the prefix of every name, e.g. pcf-", check=_name_prefix)
+
+
+@_schema
+class ZoneWrites:
+    zone: str = _f("the DNS zone every name lives in, e.g. test.example.org", check=_zone)
+    prefix: str = _f("the prefix of the name's label directly below the zone, e.g. pcf-",
+                     check=_name_prefix)
+
+
+@_schema
+class OutsideWrites:
+    """Systems outside the Kubernetes API a full run may write to, each under one prefix; a
+    system left out gets no write at all. Names are <prefix><run id>-<expiry>-<purpose>."""
+
+    vault: PathWrites | None = _f("Vault KV paths, e.g. {prefix: kvv2/platform-conformance/}", None)
+    s3: NameWrites | None = _f("S3 buckets and users, e.g. {prefix: pcf-}", None)
+    dns: ZoneWrites | None = _f("DNS records, e.g. {zone: test.example.org, prefix: pcf-}", None)
+    acme: ZoneWrites | None = _f("names ACME orders are placed for, e.g. {zone: test.example.org, "
+                                 "prefix: pcf-}", None)
+
+
+@_schema
 class WriteAllowlist:
     """Writes a full run may make outside its own namespaces and the control namespace.
 
@@ -300,6 +352,7 @@ class WriteAllowlist:
         _resource)
     namespaced: tuple[NamespacedWrite, ...] = _f(
         "(resource, namespace) pairs, e.g. [{resource: applications.argoproj.io, namespace: argocd}]", ())
+    outside: OutsideWrites = _f("writes outside the Kubernetes API, per system", OutsideWrites())
 
     def allows_namespaced(self, resource: str, namespace: str) -> bool:
         return any(w.resource == resource and w.namespace == namespace for w in self.namespaced)
@@ -393,6 +446,7 @@ def parse(raw: Any, source: str, overrides: typing.Sequence[str] = ()) -> Profil
     profile = ctx.build(Profile, raw, "")
     ctx.check_claims(profile.components)
     ctx.check_outside(profile.outside)
+    ctx.check_outside_writes(profile)
     return dataclasses.replace(profile, source=source)
 
 
@@ -532,6 +586,17 @@ class _Context:
         if outside.origin == "netns" and not outside.netns:
             raise self.error("outside.netns", "missing while outside.origin is netns",
                              "name the network namespace, e.g. pcf-outside, or set origin: runner")
+
+
+    def check_outside_writes(self, profile: Profile) -> None:
+        vault, writes = profile.components.vault, profile.write_allowlist.outside.vault
+        if vault and vault.claimed and vault.kv_mount and writes and not writes.prefix.startswith(
+                vault.kv_mount.strip("/") + "/"):
+            raise self.error("write_allowlist.outside.vault.prefix",
+                             f"{writes.prefix!r} is not below the KV mount {vault.kv_mount!r} "
+                             "(components.vault.kv_mount)",
+                             f"start it with {vault.kv_mount.strip('/')}/, e.g. "
+                             f"{vault.kv_mount.strip('/')}/platform-conformance/")
 
 
 def _join(where: str, key: str) -> str:

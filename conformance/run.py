@@ -73,6 +73,11 @@ def run_of(name: str) -> str | None:
     return m.group(1) if m else None
 
 
+def slug(purpose: str) -> str:
+    """A purpose as the last words of a name: lowercase letters and digits joined by '-'."""
+    return re.sub(r"[^a-z0-9]+", "-", purpose.lower()).strip("-") or "x"
+
+
 def format_time(moment: dt.datetime) -> str:
     return moment.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -116,8 +121,7 @@ class RunIdentity:
     def name(self, purpose: str) -> str:
         """A run-scoped DNS label: namespaces, and external side effects (Vault paths, S3 buckets
         and users, DNS records), so the sweeper can tell whose they are from the name alone."""
-        slug = re.sub(r"[^a-z0-9]+", "-", purpose.lower()).strip("-") or "x"
-        return (self.prefix + slug)[:DNS_LABEL_MAX].rstrip("-")
+        return (self.prefix + slug(purpose))[:DNS_LABEL_MAX].rstrip("-")
 
     def unique_name(self, purpose: str) -> str:
         """Like `name`, with a random tail, for one object per test (parametrised or repeated)."""

@@ -2,8 +2,10 @@
 
 A run is dead when it does not hold a live lease (the lease is stale or gone). Only objects
 that carry both the managed-by label and a run label are ever considered, so nothing the
-suite did not create can be taken. The sweeper lists first, decides on that snapshot, and only
-then widens its write guard to exactly the runs it is removing.
+suite did not create can be taken. Outside the Kubernetes API (Vault, S3, DNS, ACME), names
+carry the run id and expiry instead, under the profile's `write_allowlist.outside` prefixes. The
+sweeper lists first, decides on that snapshot, and only then widens its write guards to exactly
+the runs it is removing.
 
     python -m conformance.sweep --profile local [--kubeconfig ...] [--context ...] [--dry-run]
 
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import sys
 from dataclasses import dataclass
 from typing import Callable, Iterable
@@ -22,14 +23,9 @@ from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
-from conformance import InputError, kube, profile as profiles, run as runs
+from conformance import InputError, kube, outside, profile as profiles, run as runs
 from conformance.guard import CONTROL_NAMESPACE, WriteGuard
 from conformance.waiting import wait_for
-
-# Removers of external side effects (Vault paths, S3 buckets and users, DNS records), as
-# "module:function". Each is called as fn(profile, is_dead, dry_run) -> list of what it removed,
-# where is_dead(run_id) says whether a run-scoped name (see run.run_of) belongs to a dead run.
-EXTERNAL: tuple[str, ...] = ()
 
 MANAGED = f"{runs.MANAGED_BY_LABEL}={runs.MANAGED_BY}"
 
@@ -65,7 +61,7 @@ class Found:
 
 @dataclass(frozen=True)
 class Doomed:
-    found: Found
+    found: Found | OutsideName
     reason: str
 
 
@@ -76,16 +72,20 @@ def select(objects: Iterable[dict], live_run: str | None, at: dt.datetime) -> li
         found = Found.of(obj)
         if found.run is None:
             continue  # not labelled by a run: never ours to take
-        if found.expires is not None and at >= found.expires:
-            doomed.append(Doomed(found, f"expired at {runs.format_time(found.expires)}"))
-        elif found.run != live_run:
-            why = f"the live lease is held by {live_run}" if live_run else "no run holds a live lease"
-            doomed.append(Doomed(found, f"run {found.run} is dead ({why})"))
+        reason = why_doomed(found.run, found.expires, live_run, at)
+        if reason:
+            doomed.append(Doomed(found, reason))
     return doomed
 
 
-def is_dead(run_id: str | None, live_run: str | None) -> bool:
-    return run_id is not None and run_id != live_run
+def why_doomed(run: str, expires: dt.datetime | None, live_run: str | None, at: dt.datetime) -> str | None:
+    """Why an object or name of `run` must go, or None while it may stay."""
+    if expires is not None and at >= expires:
+        return f"expired at {runs.format_time(expires)}"
+    if run != live_run:
+        why = f"the live lease is held by {live_run}" if live_run else "no run holds a live lease"
+        return f"run {run} is dead ({why})"
+    return None
 
 
 # --- against a cluster -----------------------------------------------------------------------
@@ -183,16 +183,64 @@ def scope(doomed: list[Doomed], profile: profiles.Profile) -> WriteGuard:
     return WriteGuard.for_profile("full", prefixes, profile.write_allowlist)
 
 
-def run_external(profile: profiles.Profile, dead: Callable[[str], bool], dry_run: bool,
-                 report: Callable[[str], None]) -> list[str]:
+# --- outside the Kubernetes API --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OutsideName:
+    """A name in an outside system, with the run and expiry it carries."""
+
+    system: str
+    kind: str
+    name: str
+    run: str
+    expires: dt.datetime
+
+    def __str__(self) -> str:
+        return f"{self.system} {self.kind} {self.name}"
+
+
+def select_outside(adapter: outside.OutsideSystem, scope: outside.Scope, names: Iterable[str],
+                   live_run: str | None, at: dt.datetime) -> list[Doomed]:
+    """The same choice as `select`, from names alone: a name outside the profile's prefix, or
+    without a run id and expiry after it, was not made by a run and is never taken."""
+    doomed = []
+    for name in names:
+        scoped = scope.scoped(name)
+        owned = outside.owner(scoped) if scoped is not None else None
+        if owned is None:
+            continue
+        found = OutsideName(adapter.system, adapter.kind, name, *owned)
+        reason = why_doomed(found.run, found.expires, live_run, at)
+        if reason:
+            doomed.append(Doomed(found, reason))
+    return doomed
+
+
+def sweep_outside(adapters: dict[str, outside.OutsideSystem], profile: profiles.Profile,
+                  live_run: str | None, at: dt.datetime, dry_run: bool,
+                  report: Callable[[str], None] = print) -> list[str]:
+    """List, choose and remove dead runs' names in each outside system; returns the failures.
+    Each delete passes a guard scoped to exactly the runs being removed."""
+    found = outside.scopes(profile)
     failures = []
-    for spec in EXTERNAL:
-        module, _, func = spec.partition(":")
+    for system, adapter in adapters.items():
         try:
-            for removed in getattr(importlib.import_module(module), func)(profile, dead, dry_run):
-                report(f"{'would remove' if dry_run else 'removed'} {removed}")
-        except Exception as exc:  # noqa: BLE001 - one remover failing must not stop the others
-            failures.append(f"{spec}: {type(exc).__name__}: {exc}")
+            doomed = select_outside(adapter, found[system], adapter.list_names(found[system].listing),
+                                    live_run, at)
+        except Exception as exc:  # noqa: BLE001 - one system failing must not stop the others
+            failures.append(f"{system}: listing failed: {type(exc).__name__}: {exc}")
+            continue
+        guard = outside.OutsideGuard.for_profile("full", sorted({d.found.run for d in doomed}), profile)
+        for d in doomed:
+            if dry_run:
+                report(f"would remove {d.found} ({d.reason})")
+                continue
+            try:
+                guard.check(system, d.found.name, "delete")
+                adapter.delete(d.found.name)
+                report(f"removed {d.found} ({d.reason})")
+            except Exception as exc:  # noqa: BLE001 - reported, the rest still go
+                failures.append(f"{d.found}: {type(exc).__name__}: {exc}")
     return failures
 
 
@@ -226,7 +274,12 @@ def main(argv: list[str] | None = None) -> int:
     else:
         api.guard = scope(doomed, profile)
         failures = remove(dyn, doomed)
-    failures += run_external(profile, lambda rid: is_dead(rid, live), args.dry_run, print)
+    try:
+        reach = outside.adapters(profile)
+    except InputError as exc:
+        print(f"sweep: {exc}", file=sys.stderr)
+        return 2
+    failures += sweep_outside(reach, profile, live, at, args.dry_run)
     for failure in failures:
         print(f"sweep: could not remove {failure}", file=sys.stderr)
     return 1 if failures else 0

@@ -10,14 +10,17 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import yaml
 
 from conformance.cluster import paths
 from conformance.cluster.errors import HarnessError
+from conformance.cluster.progress import BuildProgress, read_last_cold, write_record
 
 GO_DOWNLOAD_TIMEOUT_S = 1800
 GO_BUILD_TIMEOUT_S = 3600
@@ -43,6 +46,11 @@ class Program:
 
     def binary(self, name: str) -> Path:
         return self.bindir / name
+
+    @property
+    def record(self) -> Path:
+        """Beside the binaries, for every version: how long the last (cold) build took."""
+        return paths.CACHE / "bin" / f"{self.name}.build.json"
 
     @property
     def built(self) -> bool:
@@ -84,21 +92,45 @@ def go_env(key: str) -> str:
 
 
 def _run(argv: list[str], cwd: Path | None = None, timeout: float = 60, env: dict | None = None) -> str:
+    return _stream(argv, cwd, env, timeout, lambda _line: None)
+
+
+def _stream(argv: list[str], cwd: Path | None, env: dict | None, timeout: float,
+            on_line: Callable[[str], None]) -> str:
+    """Run `argv`, giving each stderr line to `on_line` as it comes; returns stdout. A failure
+    raises HarnessError with the tail of stderr."""
     try:
-        proc = subprocess.run(
-            argv, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-        )
+        proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
     except FileNotFoundError:
         raise HarnessError(
             f"{argv[0]} is not installed", fix=f"install {argv[0]} (Go comes from the machine image)"
         ) from None
-    except subprocess.TimeoutExpired:
-        raise HarnessError(f"{' '.join(argv[:4])} did not finish within {timeout:.0f} s") from None
+    tail: list[str] = []
+
+    def read_stderr() -> None:
+        for line in proc.stderr:
+            tail.append(line)
+            del tail[:-200]
+            on_line(line)
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
+    timed_out = threading.Event()
+    killer = threading.Timer(timeout, lambda: (timed_out.set(), proc.kill()))
+    killer.start()
+    try:
+        out = proc.stdout.read()
+        proc.wait()
+        reader.join()
+    finally:
+        killer.cancel()
     if proc.returncode != 0:
+        if timed_out.is_set():
+            raise HarnessError(f"{' '.join(argv[:4])} did not finish within {timeout:.0f} s")
         raise HarnessError(
-            f"{' '.join(argv[:6])} failed (exit {proc.returncode}) in {cwd}:\n{proc.stderr[-3000:]}"
-        )
-    return proc.stdout
+            f"{' '.join(argv[:6])} failed (exit {proc.returncode}) in {cwd}:\n{''.join(tail)[-3000:]}")
+    return out
 
 
 def _download(program: Program, workdir: Path) -> dict:
@@ -140,33 +172,59 @@ def _ldflags(program: Program) -> str:
     return " ".join(flags)
 
 
+def _flags(program: Program) -> list[str]:
+    """Build flags, the same for `go list` (so it judges staleness as the build will) and `go build`."""
+    flags = ["-trimpath", f"-ldflags={_ldflags(program)}"]
+    return flags + ([f"-tags={','.join(program.tags)}"] if program.tags else [])
+
+
+def _targets(program: Program) -> dict[str, str]:
+    """Each binary's package path."""
+    return {binary: program.module if pkg == "." else f"{program.module}/{pkg}"
+            for binary, pkg in program.packages.items()}
+
+
+def compile_with_progress(progress: BuildProgress, workdir: Path, env: dict, flags: list[str],
+                          outputs: dict[Path, str], timeout: float = GO_BUILD_TIMEOUT_S) -> None:
+    """`go list` what the cache lacks, then `go build -v` each output, feeding `progress`."""
+    progress.step("listing packages (and downloading modules the first time)")
+    stale = _stream(["go", "list", "-deps", *flags, "-f", "{{if .Stale}}{{.ImportPath}}{{end}}",
+                     *sorted(set(outputs.values()))], workdir, env, timeout, progress.feed)
+    progress.expect(line for line in stale.splitlines() if line)
+    for i, (out, target) in enumerate(outputs.items(), 1):
+        progress.step(f"building {out.name} ({i} of {len(outputs)})")
+        _stream(["go", "build", "-v", *flags, "-o", str(out), target], workdir, env, timeout,
+                progress.feed)
+
+
 def build(program: Program, log=print) -> Program:
     """Build one program's binaries unless they are cached already."""
     if program.built:
         return program
     workdir = paths.CACHE / "build" / f"{program.name}-{program.version}"
     workdir.mkdir(parents=True, exist_ok=True)
-    log(f"building {program.name} {program.version} from {program.module} (cached under {program.bindir})")
-    info = _download(program, workdir)
-    lines = [f"module platform-conformance.local/build/{program.name}", "", "go 1.26.0", "", "require ("]
-    lines.append(f"\t{program.module} {program.version}")
-    lines += [f"\t{m} {program.version}" for m in program.require]
-    lines.append(")")
-    if program.staging:
-        lines += ["", "replace ("] + _staging_replaces(program, Path(info["GoMod"])) + [")"]
-    (workdir / "go.mod").write_text("\n".join(lines) + "\n")
-    env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0")
-    tmp = program.bindir.with_suffix(".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for binary, pkg in program.packages.items():
-        target = program.module if pkg == "." else f"{program.module}/{pkg}"
-        argv = ["go", "build", "-trimpath", f"-ldflags={_ldflags(program)}", "-o", str(tmp / binary)]
-        if program.tags:
-            argv.append(f"-tags={','.join(program.tags)}")
-        _run(argv + [target], cwd=workdir, timeout=GO_BUILD_TIMEOUT_S, env=env)
+    progress = BuildProgress(program.name, program.version, log, read_last_cold(program.record))
+    log(f"building {program.name} {program.version} from {program.module} (cached under {program.bindir}); "
+        + progress.previous())
+    with progress.ticking():
+        progress.step(f"downloading {program.module}@{program.version}")
+        info = _download(program, workdir)
+        lines = [f"module platform-conformance.local/build/{program.name}", "", "go 1.26.0", "", "require ("]
+        lines.append(f"\t{program.module} {program.version}")
+        lines += [f"\t{m} {program.version}" for m in program.require]
+        lines.append(")")
+        if program.staging:
+            lines += ["", "replace ("] + _staging_replaces(program, Path(info["GoMod"])) + [")"]
+        (workdir / "go.mod").write_text("\n".join(lines) + "\n")
+        env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0")
+        tmp = program.bindir.with_suffix(".partial")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        compile_with_progress(progress, workdir, env, _flags(program),
+                              {tmp / binary: target for binary, target in _targets(program).items()})
     shutil.rmtree(program.bindir, ignore_errors=True)
     tmp.rename(program.bindir)
+    write_record(program.record, progress.finish())
     return program
 
 

@@ -58,11 +58,6 @@ def test_unreadable_expiry_leaves_the_decision_to_the_run_label():
     assert set(chosen(objects, "live0001")) == {"pcf-dead0001-x"}
 
 
-def test_dead_is_anything_but_the_live_run():
-    assert sweep.is_dead("dead0001", "live0001") and sweep.is_dead("dead0001", None)
-    assert not sweep.is_dead("live0001", "live0001") and not sweep.is_dead(None, None)
-
-
 def test_the_sweepers_guard_covers_exactly_the_runs_it_removes():
     doomed = sweep.select([obj("pcf-dead0001-a", "dead0001")], "live0001", NOW)
     guard = sweep.scope(doomed, profiles.load("production"))
