@@ -40,3 +40,25 @@ def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "KUBECONFIG"))}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
+
+
+def derived_profile(path: Path, base: str = "local", **sections: dict) -> Path:
+    """A profile file made from a shipped one with some sections replaced or merged, e.g.
+    `derived_profile(p, components={"metallb": {...}})` adds a claim to local's."""
+    import yaml
+
+    from conformance import profile as profiles
+
+    data = yaml.safe_load(profiles.resolve(base).read_text())
+    for key, value in sections.items():
+        data[key] = {**data[key], **value} if isinstance(data.get(key), dict) else value
+    path.write_text(yaml.safe_dump({**data, "name": f"{base}-derived"}))
+    return path
+
+
+# The local profile narrowed to cluster DNS alone, with no capability claims, for tiny suites of DNS promises.
+DNS_ONLY = {"cluster": {"dual_stack": False},
+            "components": {"control_plane": {"claimed": False}, "runtime": {"claimed": False},
+                           "networking": {"claimed": False}, "cilium": {"claimed": False},
+                           "dns": {"claimed": True, "namespace": "kube-system", "service": "kube-dns",
+                                   "ip": "10.96.0.10", "deployment": "coredns", "replicas": 1}}}
