@@ -111,7 +111,9 @@ def render(decided: Iterable[tuple[Item, Decision]], profile: Profile, mode: str
     statuses = claims(decided, profile, selection)
     unchecked = [s for s in statuses if s.state == claiming.UNCHECKED]
     out += ["", "claims (the promise checks that will run for each):"]
-    out += [f"  {s.claim.id:40} {s.ran} will run" + (f"; {s.state}: {s.why}" if s.why else "") for s in statuses]
+    width = max((len(s.claim.id) for s in statuses), default=0)
+    out += [f"  {s.claim.id:{width}}  {s.ran} will run" + (f"; {s.state}: {s.why}" if s.why else "")
+            for s in statuses]
     if selection:
         out.append(f"  the run is narrowed by {', '.join(selection)}")
     out += ["", f"no promise will check ({len(unchecked)}): " + (
