@@ -115,11 +115,11 @@ def test_nothing_checked_exit_2(tmp_path):
     assert "cannot pass by skipping" in verdict(root)["verdict"]["reason"]
 
 
-def with_metallb(root, **more):
+def with_metallb(root):
     """The tiny suites' profile, claiming MetalLB too."""
     metallb = {"claimed": True, "namespace": "metallb", "pools": ["pool-1"]}
-    return derived_profile(root / "metallb.yaml", **{**DNS_ONLY, "components": {
-        **DNS_ONLY["components"], "metallb": metallb}, **more})
+    return derived_profile(root / "metallb.yaml", cluster=DNS_ONLY["cluster"],
+                           components={**DNS_ONLY["components"], "metallb": metallb})
 
 
 def test_a_claim_no_promise_covers_is_incomplete_exit_3_and_failures_still_win(tmp_path):
@@ -176,6 +176,7 @@ def test_a_capability_whose_promises_all_skip_is_unchecked(tmp_path):
     (["--deselect", "suites/test_metallb.py::test_lb_service_gets_address"],
      "--deselect suites/test_metallb.py::test_lb_service_gets_address"),
     (["suites/test_dns.py"], "the paths suites/test_dns.py"),
+    (["-n", "2", "-m", "dns"], "-m 'dns'"),  # decided by the xdist controller, which collects nothing
 ])
 def test_a_selection_narrows_the_verdict_and_says_so(tmp_path, args, by):
     root = suite(tmp_path, fails=False)
@@ -307,3 +308,6 @@ def test_report_metadata_is_derived_from_markers_and_docstrings(tmp_path):
             ("promise", "dns/resolve/nxdomain")} <= labels
     junit = (tmp_path / "junit.xml").read_text()
     assert 'name="pcf.promise" value="dns/resolve/nxdomain"' in junit
+    environment = (tmp_path / "allure" / "environment.properties").read_text()
+    assert "verdict=fail (exit 1): 1 promise check(s) failed: dns/resolve/nxdomain" in environment
+    assert "claim\\ dns=failed: 3 ran, 2 passed, 1 failed, 0 skipped\n" in environment
