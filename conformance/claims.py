@@ -85,6 +85,11 @@ def of(profile: Profile) -> tuple[Claim, ...]:
     return tuple(out)
 
 
+def source(claim_id: str) -> str:
+    """The profile field that claims a capability, e.g. `cluster.dual_stack`."""
+    return KINDS[claim_id.partition(":")[0]].field
+
+
 def marker_problems(args: tuple, kwargs: Mapping[str, Any], params: Mapping[str, Any]) -> list[str]:
     """What is wrong with one `covers` marker on a test whose parameters are `params`."""
     usage = ('use @pytest.mark.covers("<kind>") or covers("<kind>", by="<parameter>"), '
@@ -152,10 +157,18 @@ def account(claims: Iterable[Claim], checks: Iterable[Check], narrowed_by: Seque
     """Each claim's state from the checks that cover it. `narrowed_by` says how the command line
     narrowed the selection (`-m dns`, paths); a claim that selection left no check for is then
     not selected rather than unchecked."""
-    checks = list(checks)
+    checks, claims = list(checks), list(claims)
+    claimed = {c.id for c in claims}
+
+    def bears_on(check: Check, claim: Claim) -> bool:
+        if claim.kind != "component":
+            return claim.id in check.covers
+        # a test of capabilities none of which is claimed checks nothing the profile promises
+        return check.component == claim.id and (not check.covers or not claimed.isdisjoint(check.covers))
+
     out = []
     for claim in claims:
-        mine = [c for c in checks if (c.component == claim.id if claim.kind == "component" else claim.id in c.covers)]
+        mine = [c for c in checks if bears_on(c, claim)]
         scope = [c for c in mine if not c.narrowed]
         ran = [c for c in scope if c.outcome not in ("skipped", None)]
         failed = sum(c.outcome in ("failed", "error") for c in ran)

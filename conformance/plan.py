@@ -45,6 +45,9 @@ def decide(item: Item, profile: Profile, mode: str) -> Decision:
     policy = profile.policy
     if not profile.claims(item.component):
         return Decision(False, f"component {item.component} is not claimed by {where}")
+    if item.covers and {c.id for c in claiming.of(profile)}.isdisjoint(item.covers):
+        fields = ", ".join(dict.fromkeys(claiming.source(c) for c in item.covers))
+        return Decision(False, f"{', '.join(item.covers)} is not claimed by {where} ({fields})")
     if "disruptive" in item.markers and not policy.allow_disruptive:
         return Decision(False, f"disruptive tests are not allowed by {where} (policy.allow_disruptive)")
     if "pool_exhaustion" in item.markers and not policy.allow_pool_exhaustion:

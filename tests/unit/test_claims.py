@@ -122,3 +122,13 @@ def test_render_lists_each_claim_and_why_the_unchecked_ones_are():
     assert lines[2].split() == ["control_plane", "UNCHECKED", "0", "0", "0", "0", "0"]
     assert lines[3].split() == ["runtime", "failed", "1", "0", "1", "0", "0"]
     assert "unchecked:\n  control_plane (components.control_plane.claimed): no promise covers it" in text
+
+
+def test_a_test_of_unclaimed_capabilities_does_not_check_its_component():
+    """control_plane's kube-proxy check skips where kube-proxy runs; selected alone it leaves
+    control_plane not selected, not unchecked, and it never stands for control_plane."""
+    proxy = check("control_plane", "skipped", covers=["cluster/kube-proxy-replacement"], reason="not claimed")
+    assert states(claims.account(claims.of(LOCAL)[:1], [proxy], ["-k 'covers'"])) == {"control_plane": "not-selected"}
+    ran = check("control_plane", "passed", covers=["cluster/kube-proxy-replacement"])
+    assert states(claims.account(claims.of(LOCAL)[:1], [ran])) == {"control_plane": "unchecked"}
+    assert states(claims.account(claims.of(PRODUCTION), [ran]))["control_plane"] == "passed"

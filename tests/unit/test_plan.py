@@ -82,3 +82,12 @@ def test_plan_narrowed_by_the_command_line_says_so():
     text = plan.render(decided, LOCAL, "full", selection=["-m 'dns'"])
     assert "the run is narrowed by -m 'dns'" in text
     assert "runtime                            0 will run; not-selected: no selected promise covers it" in text
+
+
+def test_a_test_of_a_capability_the_profile_does_not_claim_skips_naming_the_field():
+    proxy = Item("suites/test_control_plane.py::test_p", "control_plane", "control-plane/a/b",
+                 frozenset({"control_plane"}), covers=("cluster/kube-proxy-replacement",))
+    d = plan.decide(proxy, LOCAL, "full")
+    assert not d.run and d.reason.startswith("cluster/kube-proxy-replacement is not claimed by profile local (")
+    assert d.reason.endswith("(cluster.kube_proxy)") and d.narrowed is None
+    assert plan.decide(proxy, PRODUCTION, "read-only").run
