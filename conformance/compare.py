@@ -2,8 +2,10 @@
 
 Same checks on both sides, keyed by test node: a promise that held before and no longer holds is
 a regression; one that was checked before and is no longer checked (skipped or gone) is lost
-coverage, which counts as a regression too, because a gate must not pass by skipping. Measured
-values are set side by side with their budgets. Exit 0 when nothing regressed, 1 when something
+coverage, which counts as a regression too, because a gate must not pass by skipping. The same
+holds for the profile's claims (summaries of schema v2): a claimed component or capability that
+was checked before and is unchecked, not selected or no longer claimed after is lost coverage.
+Measured values are set side by side with their budgets. Exit 0 when nothing regressed, 1 when something
 did, 2 when a summary cannot be read.
 """
 from __future__ import annotations
@@ -14,17 +16,17 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from conformance.summary import SCHEMA
+from conformance.summary import READABLE_SCHEMAS
 
 HELD = ("passed", "waived")
-CHECKED = ("passed", "waived", "failed", "error")
+CHECKED = ("passed", "waived", "failed", "error")  # promise outcomes and claim states alike
 
 
 @dataclass(frozen=True)
 class Change:
-    """One test node whose outcome differs between the two runs."""
+    """One test node whose outcome, or one claim whose state, differs between the two runs."""
 
-    nodeid: str
+    nodeid: str  # the test node, or `claim <id>`
     promise: str
     before: str
     after: str
@@ -52,9 +54,9 @@ def load(path: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read summary {path}: {exc}; give the summary.json a run wrote "
                          "(pytest suites --reports=DIR)") from None
-    if doc.get("schema") != SCHEMA:
+    if doc.get("schema") not in READABLE_SCHEMAS:
         raise ValueError(f"{path} is not a platform-conformance summary (schema {doc.get('schema')!r}, "
-                         f"expected {SCHEMA!r})")
+                         f"expected one of {', '.join(READABLE_SCHEMAS)})")
     return doc
 
 
@@ -67,6 +69,14 @@ def compare(before: dict, after: dict) -> Comparison:
         was, now = (a or {}).get("outcome", "absent"), (b or {}).get("outcome", "absent")
         if was != now:
             changes.append(Change(nodeid, (b or a)["promise"], was, now, (b or {}).get("reason")))
+    if "claims" in before and "claims" in after:  # a v1 summary has no claims to compare
+        old_claims = {c["id"]: c for c in before["claims"]}
+        new_claims = {c["id"]: c for c in after["claims"]}
+        for cid in sorted(old_claims.keys() | new_claims.keys()):
+            a, b = old_claims.get(cid), new_claims.get(cid)
+            was, now = (a or {}).get("state", "absent"), (b or {}).get("state", "absent")
+            if was != now:
+                changes.append(Change(f"claim {cid}", cid, was, now, (b or {}).get("why")))
     values = {}
     for side, doc in (("before", before), ("after", after)):
         for p in doc["promises"]:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Sequence
 
-from conformance import outside
+from conformance import claims as claiming, outside
 from conformance.guard import CONTROL_NAMESPACE
 from conformance.profile import Profile
 from conformance.run import LEASE_NAME, MAX_AGE, RUN_LABEL
@@ -26,12 +26,17 @@ class Item:
     component: str
     promise: str
     markers: frozenset[str]
+    covers: tuple[str, ...] = ()  # the capability claims it checks (conformance.claims)
 
 
 @dataclass(frozen=True)
 class Decision:
     run: bool
     reason: str = ""
+    narrowed: str | None = None  # the skip is the run's choice of scope (its mode), not the profile's
+
+# How a read-only run narrows what it checks, in the summary's and the verdict's words.
+READ_ONLY = "read-only run (--mode=read-only selects no promise that writes)"
 
 
 def decide(item: Item, profile: Profile, mode: str) -> Decision:
@@ -40,6 +45,9 @@ def decide(item: Item, profile: Profile, mode: str) -> Decision:
     policy = profile.policy
     if not profile.claims(item.component):
         return Decision(False, f"component {item.component} is not claimed by {where}")
+    if item.covers and {c.id for c in claiming.of(profile)}.isdisjoint(item.covers):
+        fields = ", ".join(dict.fromkeys(claiming.source(c) for c in item.covers))
+        return Decision(False, f"{', '.join(item.covers)} is not claimed by {where} ({fields})")
     if "disruptive" in item.markers and not policy.allow_disruptive:
         return Decision(False, f"disruptive tests are not allowed by {where} (policy.allow_disruptive)")
     if "pool_exhaustion" in item.markers and not policy.allow_pool_exhaustion:
@@ -49,7 +57,7 @@ def decide(item: Item, profile: Profile, mode: str) -> Decision:
         return Decision(False, f"new certificates from a production issuer are not allowed by {where} "
                                "(policy.allow_new_production_certificates)")
     if mode == "read-only" and item.markers.intersection(WRITE_MARKERS):
-        return Decision(False, "read-only run: this promise needs writes (run with --mode full)")
+        return Decision(False, "read-only run: this promise needs writes (run with --mode full)", READ_ONLY)
     return Decision(True)
 
 
@@ -69,9 +77,29 @@ def may_create(profile: Profile, mode: str) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True)
+class _Planned:
+    """A test as the claim accounting sees it before the run: it will run, or it skips."""
+
+    component: str
+    covers: tuple[str, ...]
+    outcome: str
+    reason: str | None
+    narrowed: str | None
+
+
+def claims(decided: Iterable[tuple[Item, Decision]], profile: Profile,
+           selection: Sequence[str] = ()) -> list[claiming.Status]:
+    """Each claim's state as far as it can be known before the run: a claim no selected test
+    will run for is unchecked now (a test can still skip while it runs)."""
+    planned = [_Planned(i.component, i.covers, "planned" if d.run else "skipped", d.reason or None, d.narrowed)
+               for i, d in decided]
+    return claiming.account(claiming.of(profile), planned, selection)
+
+
 def render(decided: Iterable[tuple[Item, Decision]], profile: Profile, mode: str,
-           today: dt.date | None = None) -> str:
-    """The plan as text, for `--plan`."""
+           today: dt.date | None = None, selection: Sequence[str] = ()) -> str:
+    """The plan as text, for `--plan`; `selection` says how the command line narrowed it."""
     decided = list(decided)
     today = today or dt.date.today()
     runs = [(i, d) for i, d in decided if d.run]
@@ -82,6 +110,17 @@ def render(decided: Iterable[tuple[Item, Decision]], profile: Profile, mode: str
     out += [f"  {i.promise:48} {i.nodeid}" for i, _ in runs] or ["  (nothing)"]
     out += ["", f"will skip ({len(skips)}):"]
     out += [f"  {i.promise:48} {i.nodeid}\n      {d.reason}" for i, d in skips] or ["  (nothing)"]
+    statuses = claims(decided, profile, selection)
+    unchecked = [s for s in statuses if s.state == claiming.UNCHECKED]
+    out += ["", "claims (the promise checks that will run for each):"]
+    width = max((len(s.claim.id) for s in statuses), default=0)
+    out += [f"  {s.claim.id:{width}}  {s.ran} will run" + (f"; {s.state}: {s.why}" if s.why else "")
+            for s in statuses]
+    if selection:
+        out.append(f"  the run is narrowed by {', '.join(selection)}")
+    out += ["", f"no promise will check ({len(unchecked)}): " + (
+        ", ".join(s.claim.id for s in unchecked) + "; the run would end incomplete (exit 3)" if unchecked
+        else "(nothing: every selected claim has a promise that will run)")]
     out += ["", "may create:"] + [f"  - {line}" for line in may_create(profile, mode)]
     if profile.waivers:
         out += ["", "waivers:"]

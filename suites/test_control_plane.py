@@ -112,6 +112,7 @@ def test_kubelet_certificates_not_close_to_expiry(kube, profile):
 
 @pytest.mark.control_plane
 @pytest.mark.promise("control-plane/kube-proxy/absent-where-replaced")
+@pytest.mark.covers("cluster/kube-proxy-replacement")
 def test_no_kube_proxy_daemonset_where_cni_replaces_it(kube, profile):
     """Where the profile says the CNI replaces kube-proxy, no kube-proxy DaemonSet or pod MUST run.
 

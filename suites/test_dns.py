@@ -114,6 +114,7 @@ def test_pod_a_record_resolves_to_pod_ip(kube, probes, profile, resolver):
 @pytest.mark.dns
 @pytest.mark.writes
 @pytest.mark.promise("dns/resolve/aaaa-dual-stack")
+@pytest.mark.covers("cluster/dual-stack")
 @pytest.mark.parametrize("resolver", ADDRESS_RESOLVERS)
 def test_dual_stack_service_has_aaaa_record(kube, probes, profile, resolver):
     """Where the platform is dual-stack, a Service's name MUST resolve to its IPv6 ClusterIP (AAAA)."""
@@ -186,6 +187,7 @@ def test_service_ip_has_ptr_record(kube, probes, profile, resolver):
 @pytest.mark.dns
 @pytest.mark.writes
 @pytest.mark.promise("dns/resolve/upstream-forwarder")
+@pytest.mark.covers("dns/upstream-forwarder")
 @pytest.mark.parametrize("resolver", ADDRESS_RESOLVERS)
 def test_external_name_resolves_through_upstream_forwarder(kube, probes, profile, resolver):
     """A name outside the cluster MUST resolve through the cluster DNS's upstream forwarder.

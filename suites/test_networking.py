@@ -75,6 +75,7 @@ def test_pod_reaches_service_cluster_ip(kube, probes):
 @pytest.mark.networking
 @pytest.mark.writes
 @pytest.mark.promise("networking/service/nodeport-from-outside")
+@pytest.mark.covers("networking/nodeports-from-outside")
 def test_nodeport_answers_from_outside_host(kube, probes, profile):
     """A NodePort Service MUST answer on every node address, in each family, from the outside host.
 
@@ -127,6 +128,7 @@ def test_endpoints_follow_pod_readiness(kube, profile, namespace):
 @pytest.mark.networking
 @pytest.mark.writes
 @pytest.mark.promise("networking/dual-stack/both-families")
+@pytest.mark.covers("cluster/dual-stack")
 def test_pod_reaches_pods_and_services_over_ipv4_and_ipv6(kube, probes, profile):
     """On a dual-stack platform, pods and Services MUST get IPv4 and IPv6 addresses and be reachable over each."""
     if not profile.cluster.dual_stack:
@@ -146,6 +148,7 @@ def test_pod_reaches_pods_and_services_over_ipv4_and_ipv6(kube, probes, profile)
 @pytest.mark.networking
 @pytest.mark.writes
 @pytest.mark.promise("networking/egress/world")
+@pytest.mark.covers("networking/egress-world")
 def test_pod_reaches_allowed_world_target(kube, probes, profile):
     """A pod MUST reach the target outside the cluster that the profile names as allowed."""
     target = profile.components.networking.world_target

@@ -40,3 +40,27 @@ def _env() -> dict:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "KUBECONFIG"))}
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
+
+
+def derived_profile(path: Path, base: str = "local", **changes: object) -> Path:
+    """A profile file made from a shipped one with `changes` merged in (nested mappings merge
+    key by key), e.g. `derived_profile(p, components={"metallb": {...}})` adds a claim."""
+    import yaml
+
+    from conformance import profile as profiles
+
+    def merge(into: dict, new: dict) -> dict:
+        for key, value in new.items():
+            into[key] = merge(dict(into[key]), value) if isinstance(value, dict) and isinstance(
+                into.get(key), dict) else value
+        return into
+
+    raw = yaml.safe_load(profiles.resolve(base).read_text())
+    path.write_text(yaml.safe_dump(merge(raw, {"name": f"{base}-derived", **changes})))
+    return path
+
+
+# The local profile narrowed to cluster DNS alone, with no capability claims, for tiny suites of DNS promises.
+DNS_ONLY = {"cluster": {"dual_stack": False},
+            "components": {"control_plane": {"claimed": False}, "runtime": {"claimed": False},
+                           "networking": {"claimed": False}, "dns": {"external_name": None}}}

@@ -23,7 +23,7 @@ from conformance import kube, profile as profiles, run as runs
 from conformance.cluster import paths
 from conformance.guard import WriteGuard, WriteRefused
 from conformance.waiting import wait_for
-from tinysuite import ALL_PLUGINS, project, run
+from tinysuite import ALL_PLUGINS, DNS_ONLY, derived_profile, project, run
 
 from cluster_audit import audit_lines, audit_since
 
@@ -63,7 +63,8 @@ def holding_run(tmp_path: Path, run_id: str) -> tuple[subprocess.Popen, Path, Pa
     root = project(tmp_path / run_id, {"suites/test_hold.py": holding(ready, release)},
                    plugins=ALL_PLUGINS)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pytest", "--profile=local", "--mode=full", f"--kubeconfig={RUNNER}",
+        [sys.executable, "-m", "pytest", f"--profile={derived_profile(tmp_path / f'{run_id}.yaml', **DNS_ONLY)}",
+         "--mode=full", f"--kubeconfig={RUNNER}",
          f"--run-id={run_id}"], cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         wait_for(f"run {run_id} to create its objects", lambda: ready.exists() or proc.poll() is not None,

@@ -62,3 +62,33 @@ def test_exit_codes(tmp_path, capsys):
     assert "cannot read summary" in capsys.readouterr().err
     (tmp_path / "other.json").write_text(json.dumps({"schema": "something/else", "promises": []}))
     assert compare.main([str(good), str(tmp_path / "other.json")]) == 2
+
+
+def with_claims(doc: dict, **states: str) -> dict:
+    return {**doc, "claims": [{"id": cid.replace("__", "/"), "state": state, "why": f"why {state}"}
+                              for cid, state in states.items()]}
+
+
+@pytest.mark.parametrize("after", ["unchecked", "not-selected", "absent"])
+def test_a_claim_checked_before_and_not_after_is_lost_coverage(after):
+    doc = summary(("dns/a", "passed"))
+    before = with_claims(doc, dns="passed", metallb="failed")
+    now = with_claims(doc, dns="passed") if after == "absent" else with_claims(doc, dns="passed", metallb=after)
+    [change] = compare.compare(before, now).regressions
+    assert (change.nodeid, change.before, change.after) == ("claim metallb", "failed", after)
+    assert "REGRESSED  metallb  failed -> " + after in compare.render(compare.compare(before, now))
+
+
+def test_a_claim_that_becomes_checked_or_stays_unchecked_is_no_regression():
+    doc = summary(("dns/a", "passed"))
+    before = with_claims(doc, metallb="unchecked", cluster__dual_stack="unchecked")
+    after = with_claims(doc, metallb="passed", cluster__dual_stack="unchecked")
+    result = compare.compare(before, after)
+    assert [c.promise for c in result.changes] == ["metallb"] and result.regressions == ()
+
+
+def test_a_v1_summary_before_is_still_read(tmp_path):
+    old = {**summary(("dns/a", "passed")), "schema": "platform-conformance/summary/v1"}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    (tmp_path / "new.json").write_text(json.dumps(with_claims(summary(("dns/a", "passed")), dns="passed")))
+    assert compare.main([str(tmp_path / "old.json"), str(tmp_path / "new.json")]) == 0

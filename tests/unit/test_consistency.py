@@ -60,3 +60,24 @@ def test_control_namespace_holds_the_lease():
     control = by("Role", "platform-conformance-control")
     assert control["metadata"]["namespace"] == CONTROL_NAMESPACE
     assert grants(control, "update", "leases.coordination.k8s.io")
+
+
+def floors() -> dict[str, str]:
+    from packaging.requirements import Requirement
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    return {Requirement(d).name.lower(): next(s.version for s in Requirement(d).specifier if s.operator == ">=")
+            for d in deps}
+
+
+def test_dependency_floors_are_what_the_code_needs_and_what_ran():
+    """The guard hooks ApiClient.param_serialize, which the generated client has from kubernetes
+    37 on (31 to 36 lack it); and no floor is above a version the tests ran with."""
+    from importlib.metadata import version
+
+    from kubernetes import client as k8s
+    from packaging.version import Version
+
+    found = floors()
+    assert Version(found["kubernetes"]) >= Version("37") and hasattr(k8s.ApiClient, "param_serialize")
+    assert {name: floor for name, floor in found.items() if Version(version(name)) < Version(floor)} == {}

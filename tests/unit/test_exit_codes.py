@@ -2,12 +2,20 @@
 from __future__ import annotations
 
 import json
+import textwrap
 import time
 
 import pytest
 import yaml
 
-from tinysuite import ALL_PLUGINS, project, run
+from tinysuite import ALL_PLUGINS, DNS_ONLY, derived_profile, project, run as run_pytest
+
+
+def run(root, *args, **kw):
+    """A whole run of a tiny suite, on the local profile narrowed to what the tiny suites
+    cover (cluster DNS), so that no other claim is left unchecked; a later --profile wins."""
+    profile = derived_profile(root / "dns-only.yaml", **DNS_ONLY)
+    return run_pytest(root, f"--profile={profile}", *args, **kw)
 
 DNS = '''
 import pytest
@@ -97,7 +105,7 @@ def test_unclaimed_and_read_only_skips_carry_their_reasons(tmp_path):
     assert run(root, "--mode", "read-only").returncode == 0
     reasons = {p["promise"]: p["reason"] for p in verdict(root)["promises"]}
     assert reasons["dns/records/headless"] == "read-only run: this promise needs writes (run with --mode full)"
-    assert reasons["metallb/address/assigned"].startswith("component metallb is not claimed by profile local")
+    assert reasons["metallb/address/assigned"].startswith("component metallb is not claimed by profile local-derived")
 
 
 def test_nothing_checked_exit_2(tmp_path):
@@ -105,6 +113,89 @@ def test_nothing_checked_exit_2(tmp_path):
     proc = run(root, "-m", "metallb")  # selects only an unclaimed component
     assert proc.returncode == 2, proc.stdout
     assert "cannot pass by skipping" in verdict(root)["verdict"]["reason"]
+
+
+def with_metallb(root):
+    """The tiny suites' profile, claiming MetalLB too."""
+    metallb = {"claimed": True, "namespace": "metallb", "pools": ["pool-1"]}
+    return derived_profile(root / "metallb.yaml", cluster=DNS_ONLY["cluster"],
+                           components={**DNS_ONLY["components"], "metallb": metallb})
+
+
+def test_a_claim_no_promise_covers_is_incomplete_exit_3_and_failures_still_win(tmp_path):
+    root = project(tmp_path, {"suites/test_dns.py": DNS.replace("{FAILS}", "False")})
+    proc = run(root, f"--profile={with_metallb(root)}")
+    assert proc.returncode == 3, proc.stdout + proc.stderr
+    doc = verdict(root)
+    assert (doc["verdict"]["exit_code"], doc["verdict"]["word"]) == (3, "incomplete")
+    assert "2 claim(s) unchecked, no promise of theirs ran: metallb, metallb/pool:pool-1" in doc["verdict"]["reason"]
+    claims = {c["id"]: c for c in doc["claims"]}
+    assert claims["dns"]["state"] == "passed" and claims["dns"]["promises"]["ran"] == 3
+    assert claims["metallb"] == {"id": "metallb", "kind": "component", "source": "components.metallb.claimed",
+                                 "state": "unchecked", "why": "no promise covers it: no suite checks it yet",
+                                 "promises": {"ran": 0, "passed": 0, "failed": 0, "waived": 0, "skipped": 0}}
+    assert "verdict: incomplete (exit 3)" in proc.stdout and "metallb (components.metallb.claimed)" in proc.stdout
+    (root / "suites" / "test_dns.py").write_text(textwrap.dedent(DNS.replace("{FAILS}", "True")))
+    proc = run(root, f"--profile={with_metallb(root)}")
+    assert proc.returncode == 1 and "2 claim(s) unchecked: metallb" in verdict(root)["verdict"]["reason"]
+
+
+def test_a_capability_whose_promises_all_skip_is_unchecked(tmp_path):
+    covering = '''
+        import pytest
+
+        @pytest.mark.dns
+        @pytest.mark.covers("cluster/dual-stack")
+        @pytest.mark.promise("dns/resolve/aaaa")
+        def test_aaaa():
+            """A Service MUST have an AAAA record."""
+            pytest.skip("the probe pod has no IPv6 address")
+
+        @pytest.mark.dns
+        @pytest.mark.promise("dns/resolve/a")
+        def test_a():
+            """A Service MUST have an A record."""
+        '''
+    root = project(tmp_path, {"suites/test_dns.py": covering})
+    dual = derived_profile(root / "dual.yaml", **{**DNS_ONLY, "cluster": {"dual_stack": True}})
+    proc = run(root, f"--profile={dual}")
+    assert proc.returncode == 3, proc.stdout
+    [claim] = [c for c in verdict(root)["claims"] if c["id"] == "cluster/dual-stack"]
+    assert claim["state"] == "unchecked" and claim["source"] == "cluster.dual_stack"
+    assert claim["why"] == "none of its 1 promise check(s) ran: the probe pod has no IPv6 address"
+    assert next(p for p in verdict(root)["promises"] if p["promise"] == "dns/resolve/aaaa")["covers"] == [
+        "cluster/dual-stack"]
+    assert run(root, f"--profile={dual}", "-m", "dns").returncode == 3  # what was selected must run
+    (root / "suites" / "test_dns.py").write_text(textwrap.dedent(covering).replace("pytest.skip(", "print("))
+    assert run(root, f"--profile={dual}").returncode == 0
+
+
+@pytest.mark.parametrize(("args", "by"), [
+    (["-m", "dns"], "-m 'dns'"),
+    (["-k", "not lb_service"], "-k 'not lb_service'"),
+    (["--deselect", "suites/test_metallb.py::test_lb_service_gets_address"],
+     "--deselect suites/test_metallb.py::test_lb_service_gets_address"),
+    (["suites/test_dns.py"], "the paths suites/test_dns.py"),
+    (["-n", "2", "-m", "dns"], "-m 'dns'"),  # decided by the xdist controller, which collects nothing
+])
+def test_a_selection_narrows_the_verdict_and_says_so(tmp_path, args, by):
+    root = suite(tmp_path, fails=False)
+    proc = run(root, f"--profile={with_metallb(root)}", *args)
+    assert proc.returncode == 0, proc.stdout
+    doc = verdict(root)
+    assert doc["narrowed"] == {"by": [by], "not_selected": ["metallb", "metallb/pool:pool-1"]}
+    assert doc["verdict"]["reason"].endswith(f"; narrowed by {by}: not selected metallb, metallb/pool:pool-1")
+    assert f"narrowed by {by}" in proc.stdout
+    assert "metallb (components.metallb.claimed): no selected promise covers it" in proc.stdout
+
+
+def test_a_read_only_run_is_narrowed_not_incomplete(tmp_path):
+    root = suite(tmp_path, fails=False)
+    proc = run(root, "--mode", "read-only")
+    assert proc.returncode == 0, proc.stdout
+    mode = "read-only run (--mode=read-only selects no promise that writes)"
+    assert verdict(root)["narrowed"] == {"by": [mode], "not_selected": []}
+    assert f"narrowed by {mode}" in verdict(root)["verdict"]["reason"]
 
 
 def test_xdist_workers_share_one_run_and_report_to_the_controller(tmp_path):
@@ -183,6 +274,11 @@ def test_plan_needs_no_cluster_and_changes_nothing(tmp_path):
     assert "read-only run: this promise needs writes" in out
     assert "nothing: this is a read-only run" in out
     assert "FAILED" not in out and not (root / "reports" / "summary.json").exists()
+    assert "no promise will check (" in out and "control_plane, runtime, networking, cilium, ingress, cert_manager" in out
+    assert "the run would end incomplete (exit 3)" in out
+    narrowed = run(root, "--plan", "--profile", "production", "-m", "dns").stdout
+    assert "will run (2):" in narrowed and "will skip (1):" in narrowed
+    assert "the run is narrowed by -m 'dns'" in narrowed and "no selected promise covers it" in narrowed
     full = run(root, "--plan", "--profile", "production", "--mode", "full").stdout
     assert "clusterissuers.cert-manager.io (write_allowlist.cluster_scoped)" in full
 
@@ -212,3 +308,6 @@ def test_report_metadata_is_derived_from_markers_and_docstrings(tmp_path):
             ("promise", "dns/resolve/nxdomain")} <= labels
     junit = (tmp_path / "junit.xml").read_text()
     assert 'name="pcf.promise" value="dns/resolve/nxdomain"' in junit
+    environment = (tmp_path / "allure" / "environment.properties").read_text()
+    assert "verdict=fail (exit 1): 1 promise check(s) failed: dns/resolve/nxdomain" in environment
+    assert "claim\\ dns=failed: 3 ran, 2 passed, 1 failed, 0 skipped\n" in environment

@@ -59,3 +59,35 @@ def test_render_lists_runs_skips_creations_and_waivers():
     assert "will skip (1):" in text and "component metallb is not claimed" in text
     assert "may create:\n  - namespaces named pcf-<run id>-*" in text
     assert "dns/a/b: until 2030-01-01 (ticket 7)\n" in text and "dns/c/d: until 2020-01-01 (old) EXPIRED, ignored" in text
+
+
+def test_plan_shows_the_claims_no_promise_will_check():
+    p = PRODUCTION
+    dns_reads = item()
+    dns_writes = Item("suites/test_dns.py::test_w", "dns", "dns/c/d", frozenset({"dns", "writes"}),
+                      covers=("cluster/dual-stack",))
+    decided = [(i, plan.decide(i, p, "read-only")) for i in (dns_reads, dns_writes)]
+    statuses = {s.claim.id: s for s in plan.claims(decided, p)}
+    assert statuses["dns"].state == "passed" and statuses["dns"].ran == 1  # "will run", as far as a plan knows
+    assert statuses["cluster/dual-stack"].state == "not-selected"  # needs writes, and the run is read-only
+    assert statuses["metallb"].state == "unchecked"
+    text = plan.render(decided, p, "read-only")
+    assert "no promise will check (" in text and "cilium, ingress, metallb, cert_manager, storage" in text
+    assert "the run would end incomplete (exit 3)" in text
+    assert any(line.split() == ["dns", "1", "will", "run"] for line in text.splitlines())
+
+
+def test_plan_narrowed_by_the_command_line_says_so():
+    decided = [(item(), plan.decide(item(), LOCAL, "full"))]
+    text = plan.render(decided, LOCAL, "full", selection=["-m 'dns'"])
+    assert "the run is narrowed by -m 'dns'" in text
+    assert "runtime                            0 will run; not-selected: no selected promise covers it" in text
+
+
+def test_a_test_of_a_capability_the_profile_does_not_claim_skips_naming_the_field():
+    proxy = Item("suites/test_control_plane.py::test_p", "control_plane", "control-plane/a/b",
+                 frozenset({"control_plane"}), covers=("cluster/kube-proxy-replacement",))
+    d = plan.decide(proxy, LOCAL, "full")
+    assert not d.run and d.reason.startswith("cluster/kube-proxy-replacement is not claimed by profile local (")
+    assert d.reason.endswith("(cluster.kube_proxy)") and d.narrowed is None
+    assert plan.decide(proxy, PRODUCTION, "read-only").run

@@ -88,6 +88,37 @@ def test_a_promise_id_belongs_to_one_test(tmp_path):
     assert "promise id 'dns/a/b' is already the promise of suites/test_one.py::test_one" in proc.stdout
 
 
+def test_a_covers_marker_is_checked_at_collection(tmp_path):
+    root = project(tmp_path, {"suites/test_dns.py": '''
+        import pytest
+
+        @pytest.mark.dns
+        @pytest.mark.covers("storage/expansion")
+        @pytest.mark.promise("dns/a/b")
+        def test_unknown_kind():
+            """A pod MUST resolve."""
+
+        @pytest.mark.dns
+        @pytest.mark.covers("storage/class", by="storage_class")
+        @pytest.mark.promise("dns/a/c")
+        def test_by_a_missing_parameter():
+            """A pod MUST resolve."""
+
+        @pytest.mark.dns
+        @pytest.mark.covers("cluster/dual-stack")
+        @pytest.mark.promise("dns/a/d")
+        @pytest.mark.parametrize("family", [4, 6])
+        def test_good(family):
+            """A pod MUST resolve."""
+        '''})
+    proc = run(root)
+    assert proc.returncode == 2
+    assert ("test_unknown_kind: covers('storage/expansion') names no capability kind; use "
+            "@pytest.mark.covers(\"<kind>\")") in proc.stdout
+    assert "test_by_a_missing_parameter: covers('storage/class', by='storage_class'): the test has no parameter" in proc.stdout
+    assert "test_good" not in proc.stdout
+
+
 def test_unknown_marker_is_rejected(tmp_path):
     root = project(tmp_path, {"suites/test_dns.py": '''
         import pytest

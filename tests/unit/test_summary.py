@@ -78,3 +78,60 @@ def test_table_has_a_row_per_component_in_catalogue_order():
     assert "failed:\n  metallb/a/b  suites/test_metallb.py::test_b\n      no address after 60 s" in text
     assert "waived:\n  dns/a/b" in text
     assert "dns/c/d: p95 = 60 ms (budget 50 ms from dns_p95_ms)  OVER BUDGET" in text
+
+
+def statuses(*pairs):
+    from conformance import claims
+
+    return [claims.Status(claims.Claim(cid, "component", f"components.{cid}.claimed"), state, 0, 0, 0, 0, 0,
+                          None if state in ("passed", "failed") else "no promise covers it")
+            for cid, state in pairs]
+
+
+def test_an_unchecked_claim_is_incomplete_exit_3_naming_it():
+    v = summary.verdict([result()], claims=statuses(("dns", "passed"), ("metallb", "unchecked")))
+    assert (v.exit_code, v.word) == (3, "incomplete") and "metallb" in v.reason and "dns" not in v.reason.split(":")[1]
+
+
+def test_precedence_could_not_run_then_failure_then_nothing_checked_then_incomplete():
+    unchecked = statuses(("metallb", "unchecked"))
+    assert summary.verdict([result(outcome="failed")], "interrupted", unchecked).word == "could-not-run"
+    v = summary.verdict([result(outcome="failed")], claims=unchecked)
+    assert (v.exit_code, v.word) == (1, "fail") and "1 claim(s) unchecked: metallb" in v.reason
+    v = summary.verdict([result(outcome="skipped")], claims=unchecked)
+    assert v.exit_code == 2 and "cannot pass by skipping" in v.reason
+    assert summary.verdict([result()], claims=unchecked).exit_code == 3
+    assert summary.verdict([result()], claims=statuses(("dns", "passed"))).exit_code == 0
+
+
+def test_a_narrowed_run_says_so_and_what_it_left_out():
+    found = statuses(("dns", "passed"), ("metallb", "not-selected"))
+    v = summary.verdict([result()], claims=found, narrowed_by=["-m 'dns'"])
+    assert v.exit_code == 0 and v.reason.endswith("; narrowed by -m 'dns': not selected metallb")
+    doc = summary.document([result()], v, found, ["-m 'dns'"])
+    assert doc["schema"] == "platform-conformance/summary/v2"
+    assert doc["narrowed"] == {"by": ["-m 'dns'"], "not_selected": ["metallb"]}
+    assert doc["claims"][1] == {"id": "metallb", "kind": "component", "source": "components.metallb.claimed",
+                                "state": "not-selected", "why": "no promise covers it",
+                                "promises": {"ran": 0, "passed": 0, "failed": 0, "waived": 0, "skipped": 0}}
+    assert summary.document([result()], summary.verdict([result()]))["narrowed"] is None
+
+
+def test_narrowed_by_adds_the_mode_to_the_selection():
+    mode = "read-only run (--mode=read-only selects no promise that writes)"
+    skipped = PromiseResult("n", "dns", "dns/a/b", "m", "skipped", 0.0, "needs writes", narrowed=mode)
+    assert summary.narrowed_by([result(), skipped, skipped], ["-k 'x'"]) == ["-k 'x'", mode]
+
+
+def test_table_lists_the_claims_after_the_components():
+    text = summary.table([result()], statuses(("dns", "passed"), ("metallb", "unchecked")))
+    assert "\nclaims:\nclaim " in text and "metallb (components.metallb.claimed): no promise covers it" in text
+
+
+def test_allure_environment_lists_the_verdict_and_every_claim(tmp_path):
+    found = statuses(("dns", "passed"), ("metallb", "unchecked"))
+    v = summary.verdict([result()], claims=found)
+    doc = summary.document([result()], v, found, run_id="abcd1234", profile="production", mode="read-only")
+    text = summary.write_allure_environment(tmp_path / "allure", doc).read_text()
+    assert "verdict=incomplete (exit 3): 1 claim(s) unchecked" in text
+    assert "claim\\ metallb=unchecked: 0 ran, 0 passed, 0 failed, 0 skipped; no promise covers it\n" in text

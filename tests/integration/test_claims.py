@@ -1,0 +1,61 @@
+"""Claims on the real local cluster: a claim nothing checks makes the run incomplete, and the
+local profile claims nothing it cannot check.
+
+The core suites run as a user runs them, in a subprocess, and are judged by their exit code,
+the verdict line on the terminal and reports/summary.json.
+"""
+from __future__ import annotations
+
+import json
+
+from tinysuite import derived_profile
+
+from core_runs import run_suites
+
+METALLB = {"claimed": True, "namespace": "metallb-system", "pools": ["default-pool"]}
+
+
+def summary(reports):
+    return json.loads((reports / "summary.json").read_text())
+
+
+def test_a_claimed_component_no_suite_covers_ends_incomplete(tmp_path):
+    profile = derived_profile(tmp_path / "with-metallb.yaml", components={"metallb": METALLB})
+    reports = tmp_path / "reports"
+    done = run_suites(["suites"], reports, mode="read-only", profile=profile)
+    doc = summary(reports)
+    assert done.exit_code == 3, done.output
+    assert (doc["verdict"]["word"], doc["verdict"]["exit_code"]) == ("incomplete", 3)
+    assert "unchecked, no promise of theirs ran: metallb, metallb/pool:default-pool" in doc["verdict"]["reason"]
+    claims = {c["id"]: c for c in doc["claims"]}
+    assert claims["metallb"]["state"] == "unchecked" and claims["metallb"]["promises"]["ran"] == 0
+    assert claims["metallb"]["why"] == "no promise covers it: no suite checks it yet"
+    assert {claims[c]["state"] for c in ("control_plane", "runtime", "dns")} == {"passed"}
+    assert "verdict: incomplete (exit 3): 2 claim(s) unchecked" in done.output
+    assert "metallb (components.metallb.claimed): no promise covers it" in done.output
+
+
+def test_a_local_read_only_run_passes_narrowed_with_nothing_unchecked(tmp_path):
+    reports = tmp_path / "reports"
+    done = run_suites(["suites"], reports, mode="read-only")
+    doc = summary(reports)
+    assert done.exit_code == 0, done.output
+    states = {c["id"]: c["state"] for c in doc["claims"]}
+    assert "unchecked" not in states.values(), states
+    assert states["networking"] == "not-selected"  # every networking promise writes
+    assert doc["narrowed"]["by"] == ["read-only run (--mode=read-only selects no promise that writes)"]
+
+
+def test_every_capability_the_local_profile_claims_is_checked(tmp_path, free_lease):
+    """The local profile claims only what the local stack runs: with the read-only run above
+    (its components), a full run of every test that covers a capability (`-k covers` matches
+    the marker) checks each capability local claims, and none of them skips."""
+    reports = tmp_path / "reports"
+    done = run_suites(["suites"], reports, mode="full", keyword="covers")
+    doc = summary(reports)
+    states = {c["id"]: c["state"] for c in doc["claims"]}
+    capabilities = {c["id"] for c in doc["claims"] if c["kind"] != "component"}
+    assert {"cluster/dual-stack", "networking/nodeports-from-outside", "dns/upstream-forwarder"} <= capabilities
+    assert {c: states[c] for c in capabilities | {"networking"} if states[c] != "passed"} == {}, done.output
+    assert "unchecked" not in states.values() and done.exit_code == 0, done.output
+    assert doc["narrowed"]["by"] == ["-k 'covers'"]
