@@ -131,7 +131,7 @@ def deferred_signals(raise_at_end: bool = True) -> Iterator[None]:
         state.held.append((signum, why))
         if state.installed:
             state.heard.append(why)
-            os.write(2, f"\nplatform-conformance: {why} received; finishing the cleanup first\n".encode())
+            os.write(2, f"\nplatform-conformance: {why} received; the run stops once its cleanup is done\n".encode())
 
     state.depth = 1
     previous = {s: signal.signal(s, hold) for s in STOP_SIGNALS}

@@ -166,16 +166,21 @@ class CleanupStack:
 
     def close(self) -> list[CleanupFailure]:
         failures = []
-        with deferred_signals():
-            while True:
-                with self._lock:
-                    if not self._undo:
-                        break
-                    what, undo = self._undo.pop()
-                try:
-                    undo()
-                except Exception as exc:  # noqa: BLE001 - every cleanup gets its turn
-                    failures.append(CleanupFailure(what, exc))
+        try:
+            with deferred_signals():
+                while True:
+                    with self._lock:
+                        if not self._undo:
+                            break
+                        what, undo = self._undo.pop()
+                    try:
+                        undo()
+                    except Exception as exc:  # noqa: BLE001 - every cleanup gets its turn
+                        failures.append(CleanupFailure(what, exc))
+        except KeyboardInterrupt as stop:  # held until now; what did not go away is said with it
+            for f in failures:
+                stop.add_note(f"cleanup also failed: {f}")
+            raise
         return failures
 
     def __enter__(self) -> CleanupStack:

@@ -100,6 +100,15 @@ def test_signals_during_cleanup_are_held_then_delivered():
     assert done == ["first", "second"]  # the Ctrl-C did not cut the second cleanup
 
 
+def test_a_ctrl_c_during_cleanup_carries_the_cleanups_that_failed():
+    stack = CleanupStack()
+    stack.push("namespace x", lambda: (_ for _ in ()).throw(TimeoutError("still Terminating")))
+    stack.push("first", lambda: os.kill(os.getpid(), signal.SIGINT))
+    with pytest.raises(KeyboardInterrupt) as caught:
+        stack.close()
+    assert caught.value.__notes__ == ["cleanup also failed: namespace x: TimeoutError: still Terminating"]
+
+
 @pytest.fixture
 def run_handlers():
     """The run's SIGINT and SIGTERM handlers, as a suite run installs them."""
