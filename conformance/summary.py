@@ -5,7 +5,6 @@ Exit codes, the same in the JSON's `verdict`:
   1  the platform failed at least one promise;
   2  the suite could not run (bad input, unreachable cluster, broken collection, interrupted),
      or no promise was checked at all: a run never turns green by skipping everything.
-     A run stopped before its end (Ctrl-C, SIGTERM, a lost lease) has the word `interrupted`.
 """
 from __future__ import annotations
 
@@ -75,6 +74,12 @@ class Verdict:
     word: str  # "pass", "fail", "could-not-run"
     reason: str
 
+    @classmethod
+    def interrupted(cls, reason: str) -> Verdict:
+        """A run stopped before its end (Ctrl-C, SIGTERM, a lost lease): exit 2 and the word
+        `interrupted`, whatever its promises did, because what ran is not all it would have."""
+        return cls(COULD_NOT_RUN, "interrupted", reason)
+
 
 def verdict(results: Iterable[PromiseResult], could_not_run: str | None = None) -> Verdict:
     results = list(results)
@@ -91,11 +96,6 @@ def verdict(results: Iterable[PromiseResult], could_not_run: str | None = None) 
                        f"no promise was checked ({count['skipped']} skipped); a run cannot pass by skipping")
     return Verdict(PASSED, "pass", f"{checked} promise check(s) passed ({count['waived']} waived, "
                    f"{count['skipped']} skipped)")
-
-
-def interrupted(reason: str) -> Verdict:
-    """A run that stopped before its end, whatever its promises did: what ran is not all."""
-    return Verdict(COULD_NOT_RUN, "interrupted", reason)
 
 
 def document(results: Iterable[PromiseResult], outcome: Verdict, **run: object) -> dict:

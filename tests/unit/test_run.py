@@ -253,7 +253,7 @@ def test_the_run_can_stop_itself_from_another_thread_with_its_reason(run_handler
 
 
 def test_an_interrupted_verdict_exits_2():
-    outcome = summary.interrupted("interrupted by SIGINT")
+    outcome = summary.Verdict.interrupted("interrupted by SIGINT")
     assert (outcome.exit_code, outcome.word) == (2, "interrupted")
 
 
