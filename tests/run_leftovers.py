@@ -37,7 +37,7 @@ def wait_for_free_lease(admin_api: k8s.ApiClient) -> None:
         return lease and runs.LeaseView.of(admin_api.sanitize_for_serialization(lease)).live_holder(runs.now())
 
     wait_for("other full runs to release the lease", live_holder, until=lambda holder: holder is None,
-             timeout=600, interval=2)
+             timeout=600, interval=0.5)
 
 
 def left_by(admin_api: k8s.ApiClient, run_id: str) -> list[str]:
