@@ -15,7 +15,7 @@ watches and exec/port-forward streams are all covered.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -135,6 +135,7 @@ class WriteGuard:
     control_namespace: str = CONTROL_NAMESPACE
     cluster_scoped: frozenset[str] = frozenset()
     namespaced: frozenset[tuple[str, str]] = frozenset()  # (resource.group, namespace)
+    halted: str | None = None  # why the run must stop writing; then only its cleanup's deletes pass
 
     @classmethod
     def for_profile(cls, mode, run_prefixes, allowlist, control_namespace=CONTROL_NAMESPACE):
@@ -153,6 +154,8 @@ class WriteGuard:
             return "reads are always allowed"
         if self.mode == "read-only":
             raise WriteRefused(request, "this is a read-only run; rerun with --mode full to allow writes")
+        if self.halted and request.verb != "delete":
+            raise WriteRefused(request, f"{self.halted}; the run now only deletes what it created")
         if not request.resource:
             raise WriteRefused(request, "writes to non-resource URLs are never made by the suite")
         if request.resource_id == "namespaces":
@@ -203,6 +206,11 @@ class GuardedApiClient(k8s.ApiClient):
                  **kwargs):
         super().__init__(configuration, **kwargs)
         self.guard, self.stamp = guard, stamp
+
+    def halt(self, why: str) -> None:
+        """Refuse every write from now on but the deletes of the run's cleanup (its scope
+        unchanged); callable from any thread."""
+        self.guard = replace(self.guard, halted=why)
 
     def check(self, method: str, url: str, headers: dict | None, body: object) -> Request:
         content_type = (headers or {}).get("Content-Type", "")

@@ -9,6 +9,7 @@ import yaml
 from kubernetes import client as k8s
 from kubernetes.stream import portforward, stream
 
+from conformance import interrupts
 from conformance.waiting import wait_for
 
 EXEC_TIMEOUT_S = 30
@@ -49,9 +50,10 @@ def exec_in(api: k8s.ApiClient, namespace: str, pod: str, argv: list[str], conta
     """Run argv in the pod (no shell) and collect stdout, stderr and the exit code."""
     core = k8s.CoreV1Api(api)
     t0 = time.monotonic()
-    resp = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=argv, container=container,
-                  stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
-                  _request_timeout=timeout_s)
+    with interrupts.surfaced():  # the client turns a Ctrl-C during its handshake into an ApiException
+        resp = stream(core.connect_get_namespaced_pod_exec, pod, namespace, command=argv, container=container,
+                      stderr=True, stdin=False, stdout=True, tty=False, _preload_content=False,
+                      _request_timeout=timeout_s)
     out, err = [], []
     deadline = t0 + timeout_s
     while resp.is_open() and time.monotonic() < deadline:
@@ -62,7 +64,8 @@ def exec_in(api: k8s.ApiClient, namespace: str, pod: str, argv: list[str], conta
             err.append(resp.read_stderr())
     timed_out = resp.is_open()
     status = None if timed_out else resp.read_channel(3)
-    resp.close()
+    with interrupts.surfaced():  # websocket-client's close drops whatever it catches
+        resp.close()
     if timed_out:
         err.append(f"\n[exec did not finish within {timeout_s:.0f} s]")
     return ExecResult(namespace, pod, tuple(argv), -1 if timed_out else _exit_code(status),
@@ -220,6 +223,7 @@ def http_through_port_forward(api: k8s.ApiClient, namespace: str, pod: str, port
     finally:
         if forward is not None:
             forward.close()
+    interrupts.check()  # the client turns a Ctrl-C into an ApiException, which the except above kept
     status, body = parse_http(raw.decode(errors="replace"))
     return ForwardedReply(namespace, pod, port, request.splitlines()[0], status, body, error,
                           (time.monotonic() - t0) * 1000)

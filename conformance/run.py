@@ -11,12 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import re
 import secrets
-import signal
 import string
 import threading
-from contextlib import contextmanager
+import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
+from typing import Callable
 
 from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
@@ -24,6 +23,7 @@ from kubernetes.dynamic.exceptions import NotFoundError
 
 from conformance import InputError
 from conformance.guard import CONTROL_NAMESPACE
+from conformance.interrupts import deferred_signals
 from conformance.waiting import wait_for
 
 RUN_LABEL = "platform-conformance.io/run"
@@ -170,16 +170,21 @@ class CleanupStack:
 
     def close(self) -> list[CleanupFailure]:
         failures = []
-        with deferred_signals():
-            while True:
-                with self._lock:
-                    if not self._undo:
-                        break
-                    what, undo = self._undo.pop()
-                try:
-                    undo()
-                except Exception as exc:  # noqa: BLE001 - every cleanup gets its turn
-                    failures.append(CleanupFailure(what, exc))
+        try:
+            with deferred_signals():
+                while True:
+                    with self._lock:
+                        if not self._undo:
+                            break
+                        what, undo = self._undo.pop()
+                    try:
+                        undo()
+                    except Exception as exc:  # noqa: BLE001 - every cleanup gets its turn
+                        failures.append(CleanupFailure(what, exc))
+        except KeyboardInterrupt as stop:  # held until now; what did not go away is said with it
+            for f in failures:
+                stop.add_note(f"cleanup also failed: {f}")
+            raise
         return failures
 
     def __enter__(self) -> CleanupStack:
@@ -193,38 +198,6 @@ class CleanupStack:
         elif failures:
             raise CleanupFailed(failures)
         return False
-
-
-@contextmanager
-def deferred_signals() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM while cleanups run, then deliver them as KeyboardInterrupt.
-
-    A second Ctrl-C must not cut a cleanup short and leave half the objects behind. Only the
-    main thread can own signal handlers; elsewhere this does nothing.
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, _frame: caught.append(signum))
-                for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        if caught:
-            raise KeyboardInterrupt(f"signal {signal.Signals(caught[0]).name} during cleanup")
-
-
-def terminate_as_interrupt() -> Callable[[], None]:
-    """Make SIGTERM end the run the way Ctrl-C does, so teardown and cleanup run; returns a
-    function that restores the previous handler."""
-    def interrupt(signum, _frame):
-        raise KeyboardInterrupt(f"received {signal.Signals(signum).name}")
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def delete_and_wait(dyn: DynamicClient, api_version: str, kind: str, name: str,
@@ -307,6 +280,7 @@ class RunLease:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.renew_error: BaseException | None = None
+        self.lost: str | None = None  # why the lease was lost while the run lived
 
     def _body(self, at: dt.datetime, resource_version: str | None = None, acquired=None) -> dict:
         meta = {"name": self.name, "namespace": self.namespace}
@@ -353,18 +327,50 @@ class RunLease:
         body = self._body(now(), current.metadata.resource_version, acquired=view.acquired)
         self.coordination.replace_namespaced_lease(self.name, self.namespace, body)
 
-    def start_renewing(self) -> None:
-        """Renew every third of the TTL on a daemon thread until release()."""
+    @property
+    def where(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+    def start_renewing(self, on_lost: Callable[[str], None] | None = None) -> None:
+        """Renew every third of the TTL on a daemon thread until release().
+
+        The lease is lost when another run holds it, when it was deleted (another run may
+        take it at once), or when it went unrenewed so long that it would be stale before the
+        next attempt. Then renewal stops, `lost` says why, and `on_lost(lost)` is called (from
+        this thread), so that the run stops writing and ends.
+        """
+        interval = self.ttl_s / 3
+
         def loop() -> None:
-            while not self._stop.wait(self.ttl_s / 3):
+            renewed = time.monotonic()
+            while not self._stop.wait(interval):
                 try:
                     self.renew()
-                    self.renew_error = None
-                except Exception as exc:  # noqa: BLE001 - kept for the summary; renewal retries
+                    self.renew_error, renewed = None, time.monotonic()
+                    continue
+                except Exception as exc:  # noqa: BLE001 - judged below; renewal retries while it can
                     self.renew_error = exc
+                why = self._loss(self.renew_error, time.monotonic() - renewed, interval)
+                if why is not None and not self._stop.is_set():
+                    self.lost = f"lost the run lease {self.where}: {why}"
+                    if on_lost is not None:
+                        on_lost(self.lost)
+                    return
 
         self._thread = threading.Thread(target=loop, name="pcf-lease", daemon=True)
         self._thread.start()
+
+    def _loss(self, error: BaseException, unrenewed_s: float, interval_s: float) -> str | None:
+        """Why a failed renewal means the lease is lost; None while a retry may still keep it."""
+        if isinstance(error, LeaseHeld):
+            holder = error.view.holder
+            return f"another full run ({holder}) holds it now" if holder else "it names no holder any more"
+        if isinstance(error, k8s.ApiException) and error.status == 404:
+            return "it was deleted"
+        if unrenewed_s + interval_s >= self.ttl_s:
+            return (f"it could not be renewed for {unrenewed_s:.0f} s of its {self.ttl_s:g} s TTL "
+                    f"(last error: {_error(error)})")
+        return None
 
     def release(self) -> None:
         """Stop renewing and delete the lease if it is still ours."""
@@ -382,6 +388,13 @@ class RunLease:
                 self.name, self.namespace,
                 body=k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(
                     resource_version=current.metadata.resource_version)))
+
+
+def _error(exc: BaseException) -> str:
+    """An API error by its status (its text is the whole response), anything else by its text."""
+    if isinstance(exc, k8s.ApiException):
+        return f"HTTP {exc.status} {exc.reason}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _micro(at: dt.datetime) -> str:

@@ -84,6 +84,12 @@ class Verdict:
     word: str  # "pass", "fail", "could-not-run", "incomplete"
     reason: str
 
+    @classmethod
+    def interrupted(cls, reason: str) -> Verdict:
+        """A run stopped before its end (Ctrl-C, SIGTERM, a lost lease): exit 2 and the word
+        `interrupted`, whatever its promises did, because what ran is not all it would have."""
+        return cls(COULD_NOT_RUN, "interrupted", reason)
+
 
 def verdict(results: Iterable[PromiseResult], could_not_run: str | None = None,
             claims: Sequence[claiming.Status] = (), narrowed_by: Sequence[str] = ()) -> Verdict:

@@ -14,6 +14,7 @@ from typing import Callable, TypeVar
 
 import tenacity
 
+from conformance import interrupts
 from conformance.guard import WriteRefused
 
 T = TypeVar("T")
@@ -124,12 +125,14 @@ def wait_for(what: str, probe: Callable[[], T], *, until: Callable[[T], bool] = 
     shown = [started]
 
     def attempt() -> tuple[bool, T | None]:
+        interrupts.check()
         seen["attempts"] += 1
         try:
             state = probe()
         except WriteRefused:
             raise
         except retry_on as exc:
+            interrupts.check()  # a library may have turned a Ctrl-C into an ordinary error
             seen["error"] = exc
             return False, None
         seen["state"] = state

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from conformance.waiting import wait_for
 from tinysuite import ALL_PLUGINS, DNS_ONLY, derived_profile, project, run
 
 from cluster_audit import audit_lines, audit_since
+from run_leftovers import lease_holder, left_by, new_id
 
 READER = paths.kubeconfig("reader")
 RUNNER = paths.kubeconfig("runner")
@@ -88,20 +90,6 @@ def labelled(admin: k8s.CoreV1Api, run_id: str) -> list[str]:
     return [n.metadata.name for n in admin.list_namespace(label_selector=f"{runs.RUN_LABEL}={run_id}").items]
 
 
-def lease_holder(admin_api) -> str | None:
-    try:
-        lease = k8s.CoordinationV1Api(admin_api).read_namespaced_lease(runs.LEASE_NAME, "pcf-system")
-    except k8s.ApiException as exc:
-        if exc.status == 404:
-            return None
-        raise
-    return lease.spec.holder_identity
-
-
-def new_id() -> str:
-    return "t" + uuid.uuid4().hex[:7]
-
-
 def test_second_full_run_is_refused_while_the_first_lives(tmp_path, admin, admin_api, free_lease):
     first, second = new_id(), new_id()
     proc, _, release = holding_run(tmp_path, first)
@@ -154,10 +142,48 @@ def test_interrupted_mid_test_leaves_nothing_behind(tmp_path, admin, admin_api, 
     proc.send_signal(signum)
     out = finish(proc)
     assert proc.returncode == 2, out
-    assert labelled(admin, run_id) == []
+    assert left_by(admin_api, run_id) == []
     assert lease_holder(admin_api) is None
     summary = json.loads((root / "reports" / "summary.json").read_text())
-    assert summary["verdict"]["word"] == "could-not-run" and summary["run"]["leftovers"] == []
+    assert summary["verdict"]["word"] == "interrupted" and summary["run"]["leftovers"] == []
+    assert summary["verdict"]["reason"].startswith(f"interrupted by {signum.name}")
+
+
+def take_lease_over(admin_api, run_id: str) -> None:
+    """Another full run's lease, written where the run's own was (as a run taking over a stale one)."""
+    coordination = k8s.CoordinationV1Api(admin_api)
+    current = coordination.read_namespaced_lease(runs.LEASE_NAME, "pcf-system")
+    at = runs.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    current.metadata.labels = {runs.RUN_LABEL: run_id, runs.MANAGED_BY_LABEL: runs.MANAGED_BY}
+    current.spec = k8s.V1LeaseSpec(holder_identity=run_id, lease_duration_seconds=runs.LEASE_TTL_S,
+                                   acquire_time=at, renew_time=at)
+    coordination.replace_namespaced_lease(runs.LEASE_NAME, "pcf-system", current)
+
+
+def delete_lease(admin_api, _run_id: str) -> None:
+    k8s.CoordinationV1Api(admin_api).delete_namespaced_lease(runs.LEASE_NAME, "pcf-system")
+
+
+@pytest.mark.parametrize("lose,why", [(take_lease_over, "another full run ({other}) holds it now"),
+                                      (delete_lease, "it was deleted")], ids=["taken-over", "deleted"])
+def test_a_run_that_loses_its_lease_stops_and_removes_what_it_created(tmp_path, admin_api, free_lease, lose, why):
+    run_id, other = new_id(), new_id()
+    proc, root, _ = holding_run(tmp_path, run_id)
+    assert lease_holder(admin_api) == run_id and left_by(admin_api, run_id)
+    try:
+        lost_at = time.monotonic()
+        lose(admin_api, other)
+        out = finish(proc)  # its test holds until RUN_S; losing the lease must end it long before
+        stopped_s = time.monotonic() - lost_at
+    finally:
+        if lease_holder(admin_api) == other:
+            delete_lease(admin_api, other)
+    assert proc.returncode == 2, out
+    verdict = json.loads((root / "reports" / "summary.json").read_text())["verdict"]
+    assert verdict["word"] == "interrupted", verdict
+    assert verdict["reason"].startswith(f"lost the run lease pcf-system/{runs.LEASE_NAME}: {why.format(other=other)}")
+    assert left_by(admin_api, run_id) == [] and lease_holder(admin_api) != run_id
+    assert stopped_s < runs.LEASE_TTL_S, f"the run went on for {stopped_s:.0f} s after losing its lease"
 
 
 def test_what_a_killed_run_left_is_swept_once_its_lease_is_stale(tmp_path, admin, admin_api, free_lease):
