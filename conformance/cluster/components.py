@@ -118,6 +118,10 @@ def kubelet_config() -> Path:
         "evictionHard": {"memory.available": "100Mi", "nodefs.available": "1%", "imagefs.available": "1%"},
         "hairpinMode": "hairpin-veth",
         "serializeImagePulls": False,
+        # Images are preloaded under their upstream names and also pulled through the local
+        # registry under mirrored names; the same image id pulled both ways must not make the
+        # kubelet re-verify (and so re-pull) the preloaded name, which has no registry.
+        "imagePullCredentialsVerificationPolicy": "NeverVerify",
         "staticPodPath": "",
         "rotateCertificates": False,
         "serverTLSBootstrap": False,
