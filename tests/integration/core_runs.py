@@ -47,7 +47,9 @@ class SuiteRun:
             return {promise: "did not run"}
         wrong = {}
         for r in results:
-            raised = (r["reason"] or "").split(":", 1)[0].rsplit(".", 1)[-1]
+            # pytest names the exception first, except for a bare `assert` (its text comes alone).
+            reason = r["reason"] or ""
+            raised = "AssertionError" if reason.startswith("assert ") else reason.split(":", 1)[0].rsplit(".", 1)[-1]
             if r["outcome"] != "failed":
                 wrong[r["nodeid"]] = f"outcome {r['outcome']} ({r['reason']})"
             elif raised not in ("AssertionError", "WaitTimeout"):
