@@ -2,21 +2,25 @@
 
 Each test breaks one thing with the admin identity (CoreDNS scaled to 0, a deny-all policy in
 the probe namespace, the node cordoned, containerd stopped), runs the covering suites as a user
-would, and reads the JSON summary: the covering promises failed, each failure's diagnosis names
-the cause, and the run ended within the named timeouts (scaled down, so the test stays short).
+would, and reads the JSON summary: the covering promises failed by their own checks (outcome
+`failed`, from the test's body: a fixture that errored in setup proves nothing about the
+promise), each failure's diagnosis names the cause, and the run ended within the named timeouts
+(scaled down, so the test stays short).
 The component is restored in `finally`, and the test waits until the cluster is healthy again.
+The cluster is shared, so each test holds the full-run lease from before it breaks anything
+until it has restored it: no other full run can see the broken component.
 """
 from __future__ import annotations
 
 import subprocess
 import sys
 import threading
+from contextlib import contextmanager
 
 import pytest
 from kubernetes import client as k8s
 
-from conformance import waiting
-from conformance.run import new_run_id
+from conformance import run as runs, waiting
 from tests.integration.core_runs import ROOT, run_suites
 
 pytestmark = pytest.mark.serial
@@ -46,11 +50,9 @@ def _node_ready(admin_api) -> str:
 
 
 def _cites(run, promise: str, cause: str) -> None:
-    """The promise failed, and every failure of it names the cause in its diagnosis."""
-    failures = run.failures(promise)
-    assert failures, f"{promise} did not fail: {run.promises.get(promise)}\n{run.output}"
-    for f in failures:
-        assert cause in (f["diagnosis"] or ""), f"{f['nodeid']}: diagnosis does not name {cause!r}:\n{f['diagnosis']}"
+    """Every result of the promise failed by its own check (not an error in setup), and its
+    diagnosis names the cause."""
+    assert run.failed_by_its_check(promise, cause) == {}, run.output[-6000:]
 
 
 def _within(run, promise: str, timeout_name: str, margin_s: float = 30) -> None:
@@ -59,20 +61,61 @@ def _within(run, promise: str, timeout_name: str, margin_s: float = 30) -> None:
         assert f["duration_s"] <= limit, f"{f['nodeid']} took {f['duration_s']} s, above {limit:g} s"
 
 
-@pytest.fixture(autouse=True)
-def _no_other_full_run(free_lease):
-    """Each break is judged by a full run, which needs the lease to itself."""
+@contextmanager
+def _renewing(lease: runs.RunLease):
+    """Renew the lease every third of its TTL while the body runs; a missed renewal is retried."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(lease.ttl_s / 3):
+            try:
+                lease.renew()
+            except Exception:  # noqa: BLE001 - the next round retries; the break is short
+                pass
+
+    thread = threading.Thread(target=loop, name="pcf-breakage-lease", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
-def test_coredns_scaled_to_zero_fails_dns_promises_naming_the_deployment(admin_api, tmp_path):
+@pytest.fixture
+def held(admin_api):
+    """The full-run lease, taken (waiting for any other full run to end) before anything is
+    broken and kept until the test has restored it. The suite run the test starts carries the
+    same run id, so it takes the lease as its own, and releases it when it ends; `_judge` takes
+    it back at once."""
+    lease = runs.RunLease(admin_api, runs.RunIdentity(runs.new_run_id(), "full"))
+    waiting.wait_for("the full-run lease (another full run holds it)", lease.acquire, until=lambda _: True,
+                     timeout=600.0, interval=2.0, retry_on=(runs.LeaseHeld,))
+    try:
+        with _renewing(lease):
+            yield lease
+    finally:
+        lease.release()
+
+
+def _judge(held: runs.RunLease, tests: list[str], tmp_path, keyword: str):
+    """Run the covering suites as a user would, under the test's hold of the lease."""
+    try:
+        return run_suites(tests, tmp_path, keyword=keyword,
+                          extra=(f"--timeout-scale={SCALE}", f"--run-id={held.run.run_id}"))
+    finally:
+        held.acquire()  # the run released the lease it shared; hold it until the component is restored
+
+
+def test_coredns_scaled_to_zero_fails_dns_promises_naming_the_deployment(admin_api, held, tmp_path):
     apps = k8s.AppsV1Api(admin_api)
     before = apps.read_namespaced_deployment("coredns", "kube-system").spec.replicas
     try:
         apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": 0}})
         _wait("no CoreDNS pod left", lambda: _core(admin_api).list_namespaced_pod(
             "kube-system", label_selector="k8s-app=kube-dns").items, until=lambda pods: not pods)
-        run = run_suites(["suites/test_dns.py"], tmp_path, extra=(f"--timeout-scale={SCALE}",),
-                         keyword="service_fqdn or nxdomain or replicas_the_profile or name_and_ip")
+        run = _judge(held, ["suites/test_dns.py"], tmp_path,
+                     keyword="service_fqdn or nxdomain or replicas_the_profile or name_and_ip")
     finally:
         apps.patch_namespaced_deployment_scale("coredns", "kube-system", {"spec": {"replicas": before}})
         _wait("CoreDNS ready again", lambda: _coredns_ready(admin_api), until=lambda n: n >= before)
@@ -83,9 +126,8 @@ def test_coredns_scaled_to_zero_fails_dns_promises_naming_the_deployment(admin_a
     assert "0 of 0 replicas ready" in run.failures("dns/server/replicas-match-profile")[0]["reason"]
 
 
-def test_deny_all_policy_fails_connectivity_and_policy_promises_naming_the_policy(admin_api, tmp_path):
-    run_id = new_run_id()
-    prefix = f"pcf-{run_id}-shared-core-probes"
+def test_deny_all_policy_fails_connectivity_and_policy_promises_naming_the_policy(admin_api, held, tmp_path):
+    prefix = f"pcf-{held.run.run_id}-shared-core-probes"
     policy = {"apiVersion": "networking.k8s.io/v1", "kind": "NetworkPolicy",
               "metadata": {"name": "deny-all", "labels": {"app.kubernetes.io/managed-by": "platform-conformance"}},
               "spec": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}}
@@ -109,9 +151,8 @@ def test_deny_all_policy_fails_connectivity_and_policy_promises_naming_the_polic
     placer = threading.Thread(target=place_policy, daemon=True)
     placer.start()
     try:
-        run = run_suites(["suites/test_networking.py", "suites/test_dns.py"], tmp_path,
-                         extra=(f"--timeout-scale={SCALE}", f"--run-id={run_id}"),
-                         keyword="same_node or cluster_ip or nodeport or default_deny or service_fqdn")
+        run = _judge(held, ["suites/test_networking.py", "suites/test_dns.py"], tmp_path,
+                     keyword="same_node or cluster_ip or nodeport or default_deny or service_fqdn")
     finally:
         stop.set()
         placer.join(timeout=130)
@@ -125,12 +166,12 @@ def test_deny_all_policy_fails_connectivity_and_policy_promises_naming_the_polic
         _within(run, promise, "pod_ready")
 
 
-def test_cordoned_node_fails_schedulable_and_pod_start_naming_the_cordon(admin_api, tmp_path):
+def test_cordoned_node_fails_schedulable_and_pod_start_naming_the_cordon(admin_api, held, tmp_path):
     core = _core(admin_api)
     try:
         core.patch_node(NODE, {"spec": {"unschedulable": True}})
-        run = run_suites(["suites/test_control_plane.py", "suites/test_runtime.py"], tmp_path,
-                         extra=(f"--timeout-scale={SCALE}",), keyword="cordoned or starts_and_becomes_ready")
+        run = _judge(held, ["suites/test_control_plane.py", "suites/test_runtime.py"], tmp_path,
+                     keyword="cordoned or starts_and_becomes_ready")
     finally:
         core.patch_node(NODE, {"spec": {"unschedulable": False}})
     assert run.exit_code == 1, run.output
@@ -147,13 +188,12 @@ def _cluster(*args: str) -> None:
                    capture_output=True)
 
 
-def test_stopped_runtime_fails_node_ready_and_pod_start_naming_the_runtime(admin_api, tmp_path):
+def test_stopped_runtime_fails_node_ready_and_pod_start_naming_the_runtime(admin_api, held, tmp_path):
     try:
         _cluster("hold", "containerd")
         _wait(f"node {NODE} to report NotReady", lambda: _node_ready(admin_api), until=lambda s: s != "True")
-        run = run_suites(["suites/test_control_plane.py", "suites/test_runtime.py"], tmp_path,
-                         extra=(f"--timeout-scale={SCALE}",),
-                         keyword="every_expected_node_is_ready or starts_and_becomes_ready")
+        run = _judge(held, ["suites/test_control_plane.py", "suites/test_runtime.py"], tmp_path,
+                     keyword="every_expected_node_is_ready or starts_and_becomes_ready")
     finally:
         _cluster("release", "containerd")
         _wait(f"node {NODE} Ready again", lambda: _node_ready(admin_api), until=lambda s: s == "True")

@@ -5,15 +5,23 @@ objects are seeded with the admin identity in a namespace of this test: a DNS De
 Service, a kube-proxy DaemonSet, and Cilium's DaemonSet, operator, CRDs and objects. A profile
 copied from `local` then claims them, and the suites run read-only as the reader identity, as
 they would against production. Everything seeded is removed in `finally`.
+
+The judge of a read-only run is the API server's audit log (tests/cluster_audit.py); the last
+test here proves that the judge sees the reader open a stream into a pod, which the log
+records as a `get`.
 """
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import pytest
 from kubernetes import client as k8s
+from kubernetes.stream import portforward, stream
 
-from conformance import manifests, waiting
+from cluster_audit import audit_since, not_read_only
+from conformance import manifests, run as runs, waiting
+from conformance.cluster import paths
 from tests.integration.core_runs import profile_with, run_suites
 
 PAUSE = "registry.k8s.io/pause:3.10.1"
@@ -179,3 +187,55 @@ def test_cilium_checks_pass_on_healthy_objects_and_name_each_broken_one(seeded, 
     assert "nodes without a CiliumNode: ['pcf-node']" in broken.failures("cilium/nodes/cilium-node-per-node")[0]["reason"]
     assert f"Deployment {ns}/cilium-operator: 0 of 1" in broken.failures("cilium/operator/available")[0]["reason"]
     assert broken.outcomes("cilium/agent/ready-on-every-node") == {"passed"}
+
+
+READER_USER = "platform-conformance:reader"
+
+
+def test_the_read_only_judge_flags_the_reader_opening_exec_attach_port_forward_and_proxy():
+    """The judge of a read-only run MUST reject a request by the reader on exec, attach,
+    portforward or proxy, although the audit log records each of them as a `get`, and even when
+    RBAC refused it: a read-only run must not ask."""
+    # A plain client, without the suite's guard (which refuses these before they leave), so the
+    # requests reach the API server as a faulty read-only run would send them. The pod name is
+    # this test's own, so its requests are told apart from anyone else's in the shared log.
+    reader = manifests.api_client(paths.kubeconfig("reader"))
+    core = k8s.CoreV1Api(reader)
+    ns, pod = "kube-system", f"pcf-audit-proof-{uuid.uuid4().hex[:8]}"
+    since = runs.now() - dt.timedelta(seconds=1)
+    attempts = {
+        "exec": lambda: stream(core.connect_get_namespaced_pod_exec, pod, ns, command=["true"], stderr=True,
+                               stdin=False, stdout=True, tty=False, _preload_content=False, _request_timeout=10),
+        "attach": lambda: stream(core.connect_get_namespaced_pod_attach, pod, ns, stderr=True, stdin=False,
+                                 stdout=True, tty=False, _preload_content=False, _request_timeout=10),
+        "portforward": lambda: portforward(core.connect_get_namespaced_pod_portforward, pod, ns, ports="8080",
+                                           _request_timeout=10),
+        "proxy": lambda: core.connect_get_namespaced_pod_proxy_with_path(pod, ns, "healthz", _request_timeout=10),
+        "read": lambda: core.read_namespaced_pod(pod, ns, _request_timeout=10),  # a plain read, for contrast
+    }
+    refused = {}
+    for what, attempt in attempts.items():
+        try:
+            opened = attempt()
+        except Exception as exc:  # noqa: BLE001 - a refusal (403, or 404 for the read) is expected
+            refused[what] = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:120]}"
+        else:
+            refused[what] = None
+            getattr(opened, "close", lambda: None)()
+    assert all(refused.values()), f"the API server answered the reader: {refused}"
+
+    def ours() -> list[dict]:
+        return [e for e in audit_since(since, READER_USER) if (e.get("objectRef") or {}).get("name") == pod]
+
+    # Streams are logged twice (ResponseStarted, then ResponseComplete) under one audit id.
+    events = waiting.wait_for(f"the audit log to show the {len(attempts)} requests on pod {ns}/{pod}", ours,
+                              until=lambda found: len({e["auditID"] for e in found}) >= len(attempts), timeout=30)
+    # What the log really holds: every one of them a `get`, so a judge of verbs alone saw nothing.
+    assert sorted({e["verb"] for e in events}) == ["get"], [e["verb"] for e in events]
+    assert not_read_only(events) == [f"get pods/{sub} {ns}/{pod} -> 403"
+                                     for sub in ("attach", "exec", "portforward", "proxy")], events
+    # A read-only run judged next opens its window a second before it starts: let these
+    # refused requests fall out of it, so they are not charged to that run.
+    last = max(runs.parse_time(e["requestReceivedTimestamp"]) for e in events)
+    waiting.wait_for("the proof's requests to be 2 s old", runs.now,
+                     until=lambda at: at - last > dt.timedelta(seconds=2), timeout=10, interval=0.2)
