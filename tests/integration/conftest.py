@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client as k8s
 
-from conformance import manifests, run as runs
+from conformance import manifests
 from conformance.cluster import paths
-from conformance.waiting import wait_for
+from free_lease import wait_for_free_lease
 
 
 def pytest_collection_modifyitems(items):
@@ -39,16 +39,4 @@ def admin(admin_api) -> k8s.CoreV1Api:
 def free_lease(admin_api) -> None:
     """Wait until no other full run holds the lease: the local cluster may be shared with
     someone running the suites while these tests start."""
-    coordination = k8s.CoordinationV1Api(admin_api)
-
-    def live_holder() -> str | None:
-        try:
-            lease = coordination.read_namespaced_lease(runs.LEASE_NAME, "pcf-system")
-        except k8s.ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return runs.LeaseView.of(admin_api.sanitize_for_serialization(lease)).live_holder(runs.now())
-
-    wait_for("other full runs to release the lease", live_holder, until=lambda holder: holder is None,
-             timeout=600, interval=2)
+    wait_for_free_lease(admin_api)
