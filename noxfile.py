@@ -83,6 +83,14 @@ def tests(session: nox.Session) -> None:
     session.run("pytest", "tests/integration", "-q", "-m", "lifecycle", *session.posargs, env=env)
 
 
+@nox.session(name="publish-images")
+def publish_images(session: nox.Session) -> None:
+    """Push the images the suite's workloads pull (the probe image, built here, and the rest) to a
+    registry: -- --registry=HOST[:PORT][/PREFIX] [--dest-tls-verify=false] [--authfile=F] [--list-images]."""
+    _install(session)
+    session.run("python", "-m", "conformance.cluster", "publish", *session.posargs)
+
+
 @nox.session(name="sweep")
 def sweep(session: nox.Session) -> None:
     """Remove what dead runs left behind (stale or missing lease, or past expiry)."""

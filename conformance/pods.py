@@ -81,6 +81,47 @@ REQUEST_TIMEOUT = (5, 30)  # connect, read: for the plain reads and writes below
 # What a wait on the cluster treats as "not yet": the API server or the network failing. Any
 # other exception is a bug in the probe and surfaces at once instead of after the whole limit.
 TRANSIENT = (k8s.ApiException, OSError, urllib3.exceptions.HTTPError)
+# Waiting reasons that no amount of waiting cures: the kubelet cannot get the image. A pod in
+# one of them would otherwise sit out its whole start timeout.
+PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull")
+PULL_FIX = ("publish the suite's images to a registry the cluster pulls from "
+            "(`nox -s publish-images -- --registry=REGISTRY/PREFIX`) and set images.registry_prefix "
+            "in the profile to that REGISTRY/PREFIX; `pytest suites --list-images` prints every "
+            "image and its mirrored name")
+
+
+@dataclass(frozen=True)
+class PullFailure:
+    """A container whose image the kubelet could not get."""
+
+    container: str
+    image: str
+    reason: str
+    message: str
+
+
+class ImageUnavailable(AssertionError):
+    """A pod cannot start because its image cannot be pulled; raised at once by the pod waits.
+
+    An AssertionError like WaitTimeout: the workload the test needs cannot run, and the
+    message says which image, why, and how to make it obtainable.
+    """
+
+    def __init__(self, where: str, failures: tuple[PullFailure, ...]):
+        self.where, self.failures = where, failures
+        lines = [f"image {f.image} (container {f.container}): {f.reason}: {f.message}" for f in failures]
+        super().__init__(f"pod {where} cannot pull its image:\n  " + "\n  ".join(lines) + f"\n  fix: {PULL_FIX}")
+
+
+def pull_failures(pod: k8s.V1Pod) -> tuple[PullFailure, ...]:
+    """The containers (init containers too) waiting on an image the kubelet failed to pull."""
+    st = pod.status or k8s.V1PodStatus()
+    out = []
+    for cs in (st.init_container_statuses or []) + (st.container_statuses or []):
+        waiting = cs.state.waiting if cs.state else None
+        if waiting is not None and waiting.reason in PULL_FAILURES:
+            out.append(PullFailure(cs.name, cs.image or "?", waiting.reason, waiting.message or ""))
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -95,6 +136,13 @@ class PodView:
     ips: tuple[str, ...]
     restarts: int
     why: str  # the reason it is not (yet) running and ready, from conditions and container states
+    pull_failures: tuple[PullFailure, ...] = ()
+
+    def check_pull(self) -> PodView:
+        """This view, or ImageUnavailable when a container's image cannot be pulled."""
+        if self.pull_failures:
+            raise ImageUnavailable(self.where, self.pull_failures)
+        return self
 
     @property
     def where(self) -> str:
@@ -118,7 +166,7 @@ class PodView:
         return cls(namespace=pod.metadata.namespace, name=pod.metadata.name, node=pod.spec.node_name,
                    phase=st.phase, ready=ready, ips=tuple(p.ip for p in st.pod_ips or []),
                    restarts=sum(cs.restart_count for cs in statuses),
-                   why="; ".join(reasons) or (st.reason or ""))
+                   why="; ".join(reasons) or (st.reason or ""), pull_failures=pull_failures(pod))
 
 
 def view(api: k8s.ApiClient, namespace: str, name: str) -> PodView:
@@ -127,8 +175,10 @@ def view(api: k8s.ApiClient, namespace: str, name: str) -> PodView:
 
 def wait_pod(api: k8s.ApiClient, namespace: str, name: str, until=lambda v: v.ready, state: str = "Ready",
              timeout: str | float = "pod_ready", interval: float = 0.5) -> PodView:
-    """Poll the pod until `until(view)` holds; the timeout message names `state` and the last view."""
-    return wait_for(f"pod {namespace}/{name} to be {state}", lambda: view(api, namespace, name),
+    """Poll the pod until `until(view)` holds; the timeout message names `state` and the last view.
+
+    A container whose image cannot be pulled ends the wait at once (ImageUnavailable)."""
+    return wait_for(f"pod {namespace}/{name} to be {state}", lambda: view(api, namespace, name).check_pull(),
                     until=until, timeout=timeout, interval=interval, retry_on=TRANSIENT)
 
 
@@ -159,7 +209,7 @@ def start_pod(api: k8s.ApiClient, namespace: str, manifest: dict, timeout: str |
     seen: dict[str, float] = {}
 
     def observe() -> PodView:
-        v = view(api, namespace, created.metadata.name)
+        v = view(api, namespace, created.metadata.name).check_pull()
         now = time.monotonic() - t0
         if v.node:
             seen.setdefault("scheduled", now)

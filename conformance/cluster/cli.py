@@ -17,6 +17,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("build", help="build the pinned programs and images into the cache")
     pkgs = sub.add_parser("packages", help="install the Debian packages the cluster needs")
     pkgs.add_argument("--test-tools", action="store_true", help="also what the project's own tests need")
+    pub = sub.add_parser("publish", help="push the images the suite's workloads pull to a registry")
+    pub.add_argument("--registry", default=None, metavar="HOST[:PORT][/PREFIX]",
+                     help="where to push, as the profile's images.registry_prefix names it "
+                          "(default: that setting of --profile)")
+    pub.add_argument("--profile", default="local", metavar="NAME|PATH",
+                     help="the profile whose images.registry_prefix names the registry (default: local)")
+    pub.add_argument("--dest-tls-verify", choices=("true", "false"), default="true",
+                     help="false for a registry served over plain HTTP or with a certificate not trusted here")
+    pub.add_argument("--authfile", default=None, help="registry credentials (default: skopeo's usual auth file)")
+    pub.add_argument("--list-images", action="store_true", help="print upstream and pushed names; push nothing")
     for name in ("hold", "release"):
         p = sub.add_parser(name, help=f"{name} one component (fault injection)")
         p.add_argument("component")
@@ -38,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             from conformance.cluster import build, stack_images
 
             stack_images.build_all(build.build_all())
+        elif args.command == "publish":
+            return _publish(args)
         else:
             local.hold(args.component, args.command == "hold")
     except HarnessError as exc:
@@ -48,6 +60,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    return 0
+
+
+def _publish(args: argparse.Namespace) -> int:
+    from conformance import InputError, mirror, profile as profiles
+    from conformance.cluster import publish
+    from conformance.profile import Images
+
+    try:
+        profile = profiles.load(args.profile, [])
+    except InputError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    registry = args.registry or profile.images.registry_prefix
+    if not registry:
+        raise HarnessError(f"no registry: --registry is not given and profile {profile.name!r} sets no "
+                           "images.registry_prefix", fix="add --registry=HOST[:PORT][/PREFIX]")
+    if args.list_images:
+        print(mirror.listing(profile.name, Images(registry_prefix=publish.check_registry(registry))))
+        return 0
+    publish.publish(registry, tls_verify=args.dest_tls_verify == "true", authfile=args.authfile)
     return 0
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from conformance.cluster import network as net
-from conformance.cluster import paths, pki
+from conformance.cluster import paths, pki, registry
 from conformance.cluster.build import Program
 
 API_PORT = 6443
@@ -16,6 +16,10 @@ ETCD_CLIENT = "http://127.0.0.1:2379"
 PORTS = {2379: "etcd", 2380: "etcd peer", API_PORT: "kube-apiserver", 10250: "kubelet",
          10257: "kube-controller-manager", 10259: "kube-scheduler", 10249: "kube-proxy metrics",
          10256: "kube-proxy health", 20244: "kube-router health"}
+# Host-side services, one module each (see registry.py for the shape), started after the
+# cluster's own components; bring-up waits until each is ready.
+SERVICES = (registry,)
+PORTS.update({port: what for service in SERVICES for port, what in service.PORTS.items()})
 API_SERVER = f"https://{net.NODE_IPV4}:{API_PORT}"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"
 
@@ -45,6 +49,10 @@ state = "{paths.RUN / 'containerd'}"
 
 [plugins.'io.containerd.cri.v1.images'.pinned_images]
   sandbox = "{PAUSE_IMAGE}"
+
+[plugins.'io.containerd.cri.v1.images'.registry]
+  # Registry hosts (e.g. the local registry over plain HTTP), read per pull.
+  config_path = "{paths.REGISTRY_HOSTS}"
 
 [plugins.'io.containerd.cri.v1.runtime']
   # Root here lacks CAP_SYS_RESOURCE: a negative oom_score_adj cannot be written.
@@ -231,4 +239,5 @@ def specs(progs: dict[str, Program]) -> list[dict]:
             # for a while. The policy promises probe over IPv4; the README states the limit.
             "--enable-ipv4=true", "--enable-ipv6=false", f"--hostname-override={net.NODE_NAME}",
             "--health-port=20244", "--metrics-port=0", "--v=1"]},
+        *(service.spec() for service in SERVICES),
     ]

@@ -24,6 +24,8 @@ PACKAGES = {
     "dig": "bind9-dnsutils",
     "busybox": "busybox-static",
     "/usr/lib/cni/bridge": "containernetworking-plugins",
+    # The local image registry (registry.py).
+    "docker-registry": "docker-registry",
 }
 # Only the project's own tests need these: a browser for the report page, and two independent
 # readers of the OCI archives the harness writes.

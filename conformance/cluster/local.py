@@ -135,6 +135,9 @@ def up(log=print) -> None:
         f"{components.ETCD_CLIENT}/health", timeout=3).status == 200, UP_LIMITS_S["etcd"], paths.LOGS / "etcd.log")
     _until("containerd's socket", paths.CONTAINERD_SOCK.exists, UP_LIMITS_S["containerd"], paths.LOGS / "containerd.log")
     stack_images.load_all(progs, archives, log=log)
+    for service in components.SERVICES:
+        _until(f"host service {service.NAME} to be ready", service.ready, service.READY_S,
+               paths.LOGS / f"{service.NAME}.log")
     _until("kube-apiserver /readyz", lambda: "ok" in _https_get("/readyz"), UP_LIMITS_S["kube-apiserver"],
            paths.LOGS / "kube-apiserver.log")
     apply_paths([paths.MANIFESTS / "local-cluster"], kubeconfig=paths.kubeconfig("admin"))

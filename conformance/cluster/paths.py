@@ -24,6 +24,8 @@ SUPERVISOR_SPEC = STATE / "components.json"
 HOLD = STATE / "hold"
 BASELINE = STATE.parent / "baseline"
 CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
+# containerd's config_path: one folder per registry, each with the hosts.toml it reads per pull.
+REGISTRY_HOSTS = STATE / "containerd-hosts"
 
 
 def kubeconfig(user: str) -> Path:

@@ -20,19 +20,21 @@ def _tag(spec: dict, progs: dict[str, Program]) -> str:
     return f"{spec['name']}:{(progs[program].source_dir() / rel).read_text().strip()}"
 
 
+def build_one(spec: dict, progs: dict[str, Program]) -> Path:
+    """The archive of one entry of the stack list's images (its program must be built)."""
+    if "build" in spec:
+        return BUILDERS[spec["build"]]()
+    program, binary = spec["program"].split("/", 1)
+    image = ImageSpec(
+        name=_tag(spec, progs),
+        contents={f"/{binary}": File(progs[program].binary(binary))},
+        config=ImageConfig(entrypoint=tuple(spec["entrypoint"])),
+    )
+    return build_image(image)
+
+
 def build_all(progs: dict[str, Program], log=print) -> list[Path]:
-    archives = []
-    for spec in load_stack()["images"]:
-        if "build" in spec:
-            archives.append(BUILDERS[spec["build"]]())
-            continue
-        program, binary = spec["program"].split("/", 1)
-        image = ImageSpec(
-            name=_tag(spec, progs),
-            contents={f"/{binary}": File(progs[program].binary(binary))},
-            config=ImageConfig(entrypoint=tuple(spec["entrypoint"])),
-        )
-        archives.append(build_image(image))
+    archives = [build_one(spec, progs) for spec in load_stack()["images"]]
     log(f"{len(archives)} images ready under {paths.CACHE / 'images'}")
     return archives
 

@@ -153,6 +153,8 @@ def deploy(api: k8s.ApiClient, namespace: str, images: Images | None, domain: st
 
     def problems() -> list[str]:
         found = ProbeSet.read(api, namespace)
+        for pod in found.clients + found.servers:
+            pod.check_pull()  # an image that cannot be pulled ends the wait at once
         return found.missing() if found.schedulable_nodes else ["no node is schedulable"]
 
     wait_for(f"a ready probe and echo pod on every schedulable node in {namespace}", problems,
