@@ -407,8 +407,9 @@ class Latency:
         return percentile(self.samples_ms, 95)
 
     def __str__(self) -> str:
+        failed = f": {'; '.join(dict.fromkeys(self.failures))}" if self.failures else ""
         return (f"{self.resolver} {self.name} from {self.where}: {len(self.samples_ms)} lookups, "
-                f"p50 {self.p50:.2f} ms, p95 {self.p95:.2f} ms, {len(self.failures)} failed")
+                f"p50 {self.p50:.2f} ms, p95 {self.p95:.2f} ms, {len(self.failures)} failed{failed}")
 
 
 def percentile(values: Iterable[float], pct: float) -> float:
