@@ -47,6 +47,8 @@ REACH_WAIT_S = 1
 EXEC_MARGIN_S = 8
 # A server answered these (an address, no such name, no data): never asked again.
 ANSWERED = ("ok", "nxdomain", "nodata")
+# Final once a server is known to answer: glibc reports an unreachable server as "not found" too.
+FINAL_WHEN_REACHED = ANSWERED + ("notfound",)
 MUSL = "/usr/local/bin/resolve-musl"
 GO = "/usr/local/bin/resolve-go"
 
@@ -356,11 +358,7 @@ def _limit_for(pod: PodView) -> float:
 
 def _settled(api: k8s.ApiClient, pod: PodView, what: str,
              attempt: Callable[[float], list[Lookup]]) -> list[Lookup]:
-    """Ask until a server answers, within `dns_answer`; stop at once when no server answers.
-
-    getent's "not found" is final only once a server is known to answer, because glibc reports
-    an unreachable server the same way.
-    """
+    """Ask until a server answers, within `dns_answer`; stop at once when no server answers."""
     found = attempt(_limit_for(pod))
     if all(lk.status in ANSWERED for lk in found):
         with _lock:
@@ -369,11 +367,11 @@ def _settled(api: k8s.ApiClient, pod: PodView, what: str,
     seen = reach(api, pod)
     if not seen.answered:
         return [_noted(lk, str(seen)) for lk in found]
-    if all(lk.status in ANSWERED + ("notfound",) for lk in found):
+    if all(lk.status in FINAL_WHEN_REACHED for lk in found):
         return found
     try:
         return wait_for(f"an answer to `{what}` from {pod.where}", lambda: attempt(LOOKUP_LIMIT_S),
-                        until=lambda lookups: all(lk.status in ANSWERED + ("notfound",) for lk in lookups),
+                        until=lambda lookups: all(lk.status in FINAL_WHEN_REACHED for lk in lookups),
                         timeout="dns_answer", interval=ASK_AGAIN_AFTER_S)
     except WaitTimeout as exc:
         last = exc.last_state if exc.last_state is not None else found
