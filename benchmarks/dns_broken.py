@@ -1,7 +1,8 @@
 """Time to the DNS suite's verdict on the local cluster with CoreDNS scaled to 0.
 
-Waits until no other full run holds the lease, scales the CoreDNS Deployment to 0 with the
-admin identity, runs `-m dns` in full mode as the full identity the way a user would, and
+Takes the full-run lease under a new run id (waiting while another full run holds it), so no
+other full run starts while DNS is down, scales the CoreDNS Deployment to 0 with the admin
+identity, runs `-m dns` in full mode under that run id as the full identity, and
 prints the time until the verdict line, the verdict, and each test's outcome and duration from
 the JSON summary. CoreDNS is scaled back in `finally`, and the script waits until it is ready
 again, so the window without DNS lasts one suite run. It asserts nothing: the issue's target
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from kubernetes import client as k8s
 
-from conformance import manifests, run as runs, sweep
+from conformance import manifests, run as runs
 from conformance.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,9 +34,9 @@ def coredns_pods(api: k8s.ApiClient) -> int:
     return len(k8s.CoreV1Api(api).list_namespaced_pod(NAMESPACE, label_selector="k8s-app=kube-dns").items)
 
 
-def run_dns_suite(reports: str, extra: list[str]) -> tuple[float, float, int]:
+def run_dns_suite(reports: str, run_id: str, extra: list[str]) -> tuple[float, float, int]:
     """Run `-m dns`; return the seconds until the verdict line, until the process ended, and its exit code."""
-    argv = [sys.executable, "-m", "pytest", "suites", "-m", "dns", "--profile=local", "--mode=full",
+    argv = [sys.executable, "-m", "pytest", "suites", "-m", "dns", "--profile=local", "--mode=full", f"--run-id={run_id}",
             f"--kubeconfig={STATE / 'runner.conf'}", f"--reports={reports}", "-q", "-p", "no:cacheprovider", *extra]
     t0 = time.monotonic()
     verdict_at = None
@@ -50,25 +51,35 @@ def run_dns_suite(reports: str, extra: list[str]) -> tuple[float, float, int]:
     return (verdict_at if verdict_at is not None else wall), wall, code
 
 
+def take(lease: runs.RunLease) -> bool:
+    try:
+        lease.acquire()
+    except runs.LeaseHeld:
+        return False
+    return True
+
+
 def main(extra: list[str]) -> int:
     api = manifests.api_client(STATE / "admin.conf")
     apps = k8s.AppsV1Api(api)
-    wait_for("other full runs to release the lease", lambda: sweep.live_run(api, runs.now()), until=lambda h: h is None,
-             timeout=600, interval=2)
+    lease = runs.RunLease(api, runs.RunIdentity(runs.new_run_id(), "full"))
+    wait_for("the full-run lease", lambda: take(lease), timeout=1200, interval=2)
+    lease.start_renewing()
     before = apps.read_namespaced_deployment(DEPLOYMENT, NAMESPACE).spec.replicas
     with tempfile.TemporaryDirectory(prefix="pcf-bench-") as tmp:
         try:
             apps.patch_namespaced_deployment_scale(DEPLOYMENT, NAMESPACE, {"spec": {"replicas": 0}})
             wait_for("no CoreDNS pod left", lambda: coredns_pods(api), until=lambda n: n == 0, timeout=180)
-            to_verdict, wall, code = run_dns_suite(tmp, extra)
+            to_verdict, wall, code = run_dns_suite(tmp, lease.run.run_id, extra)
         finally:
             apps.patch_namespaced_deployment_scale(DEPLOYMENT, NAMESPACE, {"spec": {"replicas": before}})
             wait_for("CoreDNS ready again", lambda: apps.read_namespaced_deployment(
                 DEPLOYMENT, NAMESPACE).status.ready_replicas or 0, until=lambda n: n >= before, timeout=180)
+            lease.release()
         summary = json.loads((Path(tmp) / "summary.json").read_text())
     counts = ", ".join(f"{n} {k}" for k, n in summary["counts"].items() if n)
     print(f"dns suite, CoreDNS at 0: verdict after {to_verdict:.1f} s ({wall:.1f} s wall), exit {code}, "
-          f"{summary['verdict']['word']} ({counts})")
+          f"{summary['verdict']['word']} ({counts}): {summary['verdict']['reason']}")
     for result in sorted(summary["promises"], key=lambda r: -r["duration_s"]):
         print(f"  {result['duration_s']:7.1f} s  {result['outcome']:8} {result['nodeid']}")
     return 0
