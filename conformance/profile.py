@@ -166,6 +166,10 @@ class Dns(ComponentClaim):
     replicas: int | None = _f("number of DNS replicas the platform runs", None)
     external_name: str | None = _f("a name outside the cluster the forwarder must resolve", None,
                                    optional=True)
+    pod_records: Literal["insecure", "verified", "disabled"] = _f(
+        "how the DNS answers pod A records `<dashed-ip>.<namespace>.pod.<domain>`, as CoreDNS's `pods` "
+        "option says: insecure (any dashed address, kubeadm's default), verified (only addresses of pods "
+        "in that namespace), disabled (none)", "insecure")
 
 
 @_schema
