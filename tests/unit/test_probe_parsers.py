@@ -16,7 +16,7 @@ from types import SimpleNamespace
 import pytest
 from kubernetes import client as k8s
 
-from conformance import evidence, pods
+from conformance import evidence, pods, waiting
 from conformance.probes import control_plane as cp, dns, net, runtime
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -176,11 +176,14 @@ def test_dig_nxdomain_and_nodata(replay):
     assert (nodata.status, nodata.addresses, nodata.error) == ("nodata", (), None)
 
 
-def test_dig_names_another_response_code(replay):
+def test_dig_names_another_response_code(replay, monkeypatch):
+    # A server that answers with another code is asked again within dns_answer: keep that short.
+    monkeypatch.setattr(waiting, "_scale", 0.01)
     found = _dig(replay, "dns/dig-a-refused-upstream", "platform-conformance.example.", "A")
     rcode = dns._STATUS.search(found.raw).group(1)
     assert rcode not in ("NOERROR", "NXDOMAIN")
-    assert (found.status, found.error) == ("error", f"DNS response code {rcode}")
+    assert found.status == "error"
+    assert found.error.startswith(f"DNS response code {rcode}; asked ")
 
 
 def test_dig_with_no_server_reachable_is_a_timeout_naming_it(replay):
@@ -209,7 +212,9 @@ def test_resolver_json_line_of_no_such_name(replay, lookup):
                                            (dns.go, f"lookup {FQDN}: i/o timeout")])
 def test_resolver_json_line_without_a_reachable_server_keeps_its_error(replay, lookup, error):
     [found] = lookup(API, replay(f"dns/{lookup.__name__}-egress-denied"), FQDN)
-    assert (found.status, found.addresses, found.error) == ("error", (), error)
+    assert (found.status, found.addresses) == ("error", ())
+    # the program's own error first, then what the reach check saw
+    assert found.error.startswith(f"{error}; no DNS server answered from "), found.error
     assert found.elapsed_ms >= 5000  # each program's own 5 s limit per lookup
 
 
