@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from conformance.cluster import network as net
-from conformance.cluster import paths, pki
+from conformance.cluster import outside_web, paths, pki
 from conformance.cluster.build import Program
 
 API_PORT = 6443
@@ -182,6 +182,8 @@ def specs(progs: dict[str, Program]) -> list[dict]:
             "--no-hosts", "--bind-interfaces", f"--listen-address={net.NODE_IPV4}", "--user=root",
             f"--pid-file={paths.RUN / 'lan-dns.pid'}",
             "--log-facility=-", *(f"--address=/{net.OUTSIDE_NAME}/{ip}" for ip in (net.OUTSIDE_IPV4, net.OUTSIDE_IPV6))]},
+        # The outside host's web server: the world target pods must reach.
+        outside_web.spec(),
         {"name": "kube-apiserver", "log": log("kube-apiserver"), "argv": [
             str(k8s.binary("kube-apiserver")), f"--etcd-servers={ETCD_CLIENT}",
             "--bind-address=0.0.0.0", f"--secure-port={API_PORT}", f"--advertise-address={net.NODE_IPV4}",
