@@ -47,9 +47,18 @@ class Coverage:
     def complete(self) -> bool:
         return not self.gaps
 
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The expected nodes that are gaps, by name."""
+        return tuple(n for n in self.expected if any(g.startswith(f"node {n}: ") for g in self.gaps))
+
     def __str__(self) -> str:
-        # Gaps first: a failure's first line is what a summary keeps.
-        lines = [f"not proven on {g}" for g in self.gaps]
+        # The nodes left out come first: a failure's first line is what a summary keeps.
+        if self.gaps:
+            head = f"node(s) {', '.join(self.missing)}" if self.missing else "any node"
+            lines = [f"not proven on {head}"] + [f"  {g}" for g in self.gaps]
+        else:
+            lines = []
         lines.append(f"expected nodes: {', '.join(self.expected) or '-'}; asked: {', '.join(self.asked) or '-'}")
         if self.extra:
             lines.append(f"also asked (not expected): {', '.join(self.extra)}")
