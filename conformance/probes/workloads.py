@@ -112,7 +112,7 @@ class ProbeSet:
         with why it cannot be: the node itself, or a missing or unready pod of a kind."""
         pods = {"probe": self.client_on, "echo": self.server_on}
         found = coverage.for_probes(self.profile_nodes, self.cluster_nodes)
-        return found.with_reasons({n: _pod_problem(n, [(k, pods[k](n)) for k in kinds or ("probe",)])
+        return found.with_reasons({n: _pod_problem([(k, pods[k](n)) for k in kinds or ("probe",)])
                                    for n in found.nodes})
 
     @property
@@ -148,7 +148,7 @@ class ProbeSet:
         return f"{service}.{self.namespace}.svc.{domain}"
 
 
-def _pod_problem(node: str, pods: list[tuple[str, PodView | None]]) -> str | None:
+def _pod_problem(pods: list[tuple[str, PodView | None]]) -> str | None:
     for kind, pod in pods:
         if pod is None:
             return f"no {kind} pod runs on it"
