@@ -55,7 +55,7 @@ def _each(probes, kind: str):
     """The ready pod of `kind` ("probe" or "echo") on every expected node; a node without one fails by name."""
     expected = probes.expected(kind)
     picked = [(probes.client_on if kind == "probe" else probes.server_on)(node) for node in expected.askable]
-    covered = expected.coverage(picked)
+    covered = expected.coverage(p.node for p in picked)
     assert covered.gaps == (), str(covered)
     return picked
 
