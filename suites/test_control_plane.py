@@ -8,6 +8,13 @@ from __future__ import annotations
 import pytest
 
 from conformance.probes import control_plane as cp
+from conformance.probes import coverage
+
+
+def _covered(expected: coverage.Expected, asked) -> None:
+    """Every node the promise must be proven from was looked at; a node left out fails by name."""
+    covered = expected.coverage(asked)
+    assert covered.gaps == (), str(covered)
 
 
 def _failing(health: cp.Health) -> str:
@@ -54,6 +61,7 @@ def test_api_endpoint_resolves_and_answers(kube, profile):
 def test_every_expected_node_is_ready(kube, profile):
     """Every node the profile names MUST exist and be Ready."""
     found = cp.nodes(kube)
+    _covered(coverage.for_facts(profile.cluster.nodes, found, every=False), found)
     got = {name: (found[name].ready if name in found else "missing") for name in profile.cluster.nodes}
     detail = "\n".join(f"{n.name}: Ready={n.ready} ({n.ready_reason})" + "".join(f"; {p}" for p in n.problems)
                        for n in found.values())
@@ -66,6 +74,7 @@ def test_every_expected_node_is_ready(kube, profile):
 def test_no_expected_node_is_cordoned(kube, profile):
     """No node the profile names MUST be cordoned: each one accepts new pods."""
     found = cp.nodes(kube)
+    _covered(coverage.for_facts(profile.cluster.nodes, found, every=False), found)
     got = {name: found[name].unschedulable if name in found else "missing" for name in profile.cluster.nodes}
     detail = "\n".join(f"{n.name}: unschedulable={n.unschedulable}, taints {list(n.taints)}" for n in found.values())
     bad = {name: state for name, state in got.items() if state is not False}
@@ -74,10 +83,12 @@ def test_no_expected_node_is_cordoned(kube, profile):
 
 @pytest.mark.control_plane
 @pytest.mark.promise("control-plane/nodes/kubelet-skew")
-def test_kubelet_versions_within_supported_skew(kube):
+def test_kubelet_versions_within_supported_skew(kube, profile):
     """Every kubelet MUST be at most three minor versions older than the API server and never newer."""
     server = cp.server_version(kube)
-    skews = {n.name: (n.kubelet_version, cp.kubelet_skew(server, n.kubelet_version)) for n in cp.nodes(kube).values()}
+    found = cp.nodes(kube)
+    _covered(coverage.for_facts(profile.cluster.nodes, found), (n.name for n in found.values() if n.kubelet_version))
+    skews = {n.name: (n.kubelet_version, cp.kubelet_skew(server, n.kubelet_version)) for n in found.values()}
     outside = {name: v for name, (v, skew) in skews.items() if not 0 <= skew <= cp.KUBELET_MAX_SKEW}
     assert outside == {}, f"API server {server}; kubelets outside the supported skew: {outside}"
 
@@ -103,8 +114,10 @@ def test_kubelet_certificates_not_close_to_expiry(kube, profile):
     itself connects for logs, exec and port-forward.
     """
     budget = profile.budgets.min_certificate_days
+    found = cp.nodes(kube)
+    _covered(coverage.for_facts(profile.cluster.nodes, found), found)
     served = {n.name: cp.served_certificate(n.internal_ips[0], n.kubelet_port) if n.internal_ips else None
-              for n in cp.nodes(kube).values()}
+              for n in found.values()}
     short = {name: str(s) if s else "no InternalIP" for name, s in served.items()
              if s is None or s.error or s.days_left() < budget}
     assert short == {}, f"kubelet certificates with fewer than {budget:g} days left or unreadable"

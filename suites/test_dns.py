@@ -17,9 +17,11 @@ LATENCY_LOOKUPS = 60
 
 
 def _ask(probes, lookup) -> dict[str, dns.Lookup]:
-    """Run `lookup(client)` from every ready probe pod; a node without one fails by name."""
-    assert probes.missing() == [], "a schedulable node has no ready probe pod to ask from"
-    return {c.where: lookup(c) for c in probes.ready_clients()}
+    """Run `lookup(client)` from the probe pod on every expected node; a node not asked fails by name."""
+    found = {c: lookup(c) for c in probes.ready_clients()}
+    covered = probes.coverage(found, "probe")
+    assert covered.gaps == (), f"{covered}\n{_evidence(found)}"
+    return {c.where: lk for c, lk in found.items()}
 
 
 def _addresses(found: dict[str, dns.Lookup]) -> dict[str, tuple[str, ...]]:

@@ -11,7 +11,7 @@ import pytest
 from kubernetes import client as k8s
 
 from conformance import pods
-from conformance.probes import dns, net, outside
+from conformance.probes import coverage, dns, net, outside
 from conformance.probes.workloads import ECHO_PORT, apply, render
 from conformance.waiting import wait_for
 
@@ -24,7 +24,13 @@ POLICY_TIMEOUT = "policy_enforced"
 
 
 def _ready(probes) -> None:
-    assert probes.missing() == [], "a schedulable node has no ready probe or echo pod"
+    assert probes.missing() == [], "an expected node has no ready probe or echo pod"
+
+
+def _covered(probes, asked, *kinds: str) -> None:
+    """Every node the promise must be proven from was asked; a node left out fails by name."""
+    covered = probes.coverage(asked, *kinds)
+    assert covered.gaps == (), str(covered)
 
 
 def _v4(ips) -> str:
@@ -36,9 +42,9 @@ def _v4(ips) -> str:
 @pytest.mark.promise("networking/pod-to-pod/same-node")
 def test_pod_reaches_pod_on_same_node(kube, probes):
     """A pod MUST reach another pod on the same node at its pod IP."""
-    _ready(probes)
-    pairs = [(probes.client_on(n), probes.server_on(n)) for n in probes.schedulable_nodes]
+    pairs = [(probes.client_on(n), probes.server_on(n)) for n in probes.nodes]
     replies = {c.where: net.http_get(kube, c, _v4(s.ips), ECHO_PORT) for c, s in pairs}
+    _covered(probes, [c for c, _ in pairs], "probe", "echo")
     got = {w: (r.status, r.body.strip()) for w, r in replies.items()}
     assert got == {c.where: (200, s.name) for c, s in pairs}, "\n".join(map(str, replies.values()))
 
@@ -47,13 +53,19 @@ def test_pod_reaches_pod_on_same_node(kube, probes):
 @pytest.mark.writes
 @pytest.mark.promise("networking/pod-to-pod/cross-node")
 def test_pod_reaches_pod_on_another_node(kube, probes):
-    """A pod MUST reach a pod on every other node at its pod IP."""
-    if len(probes.schedulable_nodes) < 2:
-        pytest.skip(f"only one schedulable node ({', '.join(probes.schedulable_nodes)}): no other node to reach")
-    _ready(probes)
-    pairs = [(probes.client_on(a), probes.server_on(b)) for a in probes.schedulable_nodes
-             for b in probes.schedulable_nodes if a != b]
+    """A pod MUST reach a pod on every other node at its pod IP.
+
+    Skipped only where the profile and the cluster both have a single node: with two or more
+    expected, a node that cannot take part fails by name.
+    """
+    expected = probes.expected("probe", "echo")
+    if len(expected.nodes) < 2:
+        pytest.skip(f"one node expected ({', '.join(expected.nodes) or '-'}; cluster.nodes: "
+                    f"{list(probes.profile_nodes)}): no other node to reach")
+    pairs = [(probes.client_on(a), probes.server_on(b)) for a in probes.nodes for b in probes.nodes if a != b]
     replies = {f"{c.where} -> {s.where}": net.http_get(kube, c, _v4(s.ips), ECHO_PORT) for c, s in pairs}
+    # A node counts once it has both sent to and answered every other node.
+    _covered(probes, {c.node for c, _ in pairs} & {s.node for _, s in pairs}, "probe", "echo")
     got = {w: r.status for w, r in replies.items()}
     assert got == {w: 200 for w in replies}, "\n".join(map(str, replies.values()))
 
@@ -63,10 +75,11 @@ def test_pod_reaches_pod_on_another_node(kube, probes):
 @pytest.mark.promise("networking/service/cluster-ip")
 def test_pod_reaches_service_cluster_ip(kube, probes):
     """A pod MUST reach a Service at its ClusterIP and be answered by one of the Service's pods."""
-    _ready(probes)
     ip = probes.ipv4("echo")
     backends = {s.name for s in probes.servers}
-    replies = {c.where: net.http_get(kube, c, ip, ECHO_PORT) for c in probes.ready_clients()}
+    clients = probes.ready_clients()
+    replies = {c.where: net.http_get(kube, c, ip, ECHO_PORT) for c in clients}
+    _covered(probes, clients, "probe")
     got = {w: (r.status, r.body.strip() in backends) for w, r in replies.items()}
     assert got == {w: (200, True) for w in replies}, f"backends {sorted(backends)}\n" + "\n".join(
         map(str, replies.values()))
@@ -91,6 +104,8 @@ def test_nodeport_answers_from_outside_host(kube, probes, profile):
     port = probes.services["echo-nodeport"].node_port
     node_ips = {n.metadata.name: [a.address for a in n.status.addresses if a.type == "InternalIP"]
                 for n in k8s.CoreV1Api(kube).list_node(_request_timeout=(5, 30)).items}
+    covered = coverage.for_facts(profile.cluster.nodes, node_ips).coverage(n for n, ips in node_ips.items() if ips)
+    assert covered.gaps == (), f"{covered}\nInternalIPs: {node_ips}"
     urls = [f"http://[{ip}]:{port}/hostname" if ":" in ip else f"http://{ip}:{port}/hostname"
             for ips in node_ips.values() for ip in ips]
     replies = {u: outside.get_from(profile.outside.origin, profile.outside.netns, u) for u in urls}
@@ -139,9 +154,10 @@ def test_pod_reaches_pods_and_services_over_ipv4_and_ipv6(kube, probes, profile)
     assert (families, service) == ({w: ["IPv4", "IPv6"] for w in families}, ["IPv4", "IPv6"]), \
         f"Service echo: {probes.services['echo'].cluster_ips}"
     replies = []
-    for node in probes.schedulable_nodes:
+    for node in probes.nodes:
         client, server = probes.client_on(node), probes.server_on(node)
         replies += [net.http_get(kube, client, ip, ECHO_PORT) for ip in server.ips + probes.services["echo"].cluster_ips]
+    _covered(probes, probes.nodes, "probe", "echo")
     assert {r.target: r.status for r in replies} == {r.target: 200 for r in replies}, "\n".join(map(str, replies))
 
 
@@ -155,9 +171,10 @@ def test_pod_reaches_allowed_world_target(kube, probes, profile):
     if not target:
         pytest.skip(f"profile {profile.name} names no outside target pods may reach "
                     "(components.networking.world_target)")
-    _ready(probes)
     host, _, port = target.rpartition(":")
-    replies = [net.http_get(kube, c, host.strip("[]"), int(port), path="/") for c in probes.ready_clients()]
+    clients = probes.ready_clients()
+    replies = [net.http_get(kube, c, host.strip("[]"), int(port), path="/") for c in clients]
+    _covered(probes, clients, "probe")
     assert {r.where: r.answered for r in replies} == {r.where: True for r in replies}, "\n".join(map(str, replies))
 
 

@@ -11,8 +11,11 @@ import pytest
 from kubernetes import client as k8s
 
 from conformance import pods
-from conformance.probes import runtime
+from conformance.probes import coverage, runtime
 from conformance.probes.workloads import ECHO_PORT, render
+
+# A user and group the probe image does not run as by itself (it runs as nobody, 65534).
+ASKED_UID, ASKED_GID = 4321, 4322
 
 
 @pytest.mark.runtime
@@ -21,6 +24,9 @@ def test_every_node_runs_the_expected_runtime_version(kube, profile):
     """Every node MUST report the runtime the profile names, at or above its minimum version."""
     claim = profile.components.runtime
     found = runtime.runtimes(kube)
+    covered = coverage.for_facts(profile.cluster.nodes, [r.node for r in found]).coverage(
+        r.node for r in found if r.reported)
+    assert covered.gaps == (), str(covered)
     got = {r.node: (runtime.same_runtime(r.name, claim.name), runtime.at_least(r.version, claim.min_version))
            for r in found}
     assert got == {r.node: (True, True) for r in found}, \
@@ -45,9 +51,13 @@ def test_new_pod_starts_and_becomes_ready(kube, profile, namespace, record_measu
     assert started.pod.ready, started
 
 
-def _each(probes, pick):
-    assert probes.missing() == [], "a schedulable node has no ready probe or echo pod"
-    return [pick(probes, node) for node in probes.schedulable_nodes]
+def _each(probes, kind: str):
+    """The ready pod of `kind` ("probe" or "echo") on every expected node; a node without one fails by name."""
+    expected = probes.expected(kind)
+    picked = [(probes.client_on if kind == "probe" else probes.server_on)(node) for node in expected.askable]
+    covered = expected.coverage(p.node for p in picked)
+    assert covered.gaps == (), str(covered)
+    return picked
 
 
 @pytest.mark.runtime
@@ -55,7 +65,7 @@ def _each(probes, pick):
 @pytest.mark.promise("runtime/pods/exec")
 def test_exec_in_running_container_returns_output(kube, probes):
     """A command run with exec in a running container MUST return its output and exit code."""
-    clients = _each(probes, lambda p, node: p.client_on(node))
+    clients = _each(probes, "probe")
     results = {c.where: pods.exec_in(kube, c.namespace, c.name, ["sh", "-c", "id -u; exit 7"]) for c in clients}
     got = {where: (r.stdout.strip(), r.exit_code) for where, r in results.items()}
     assert got == {where: ("65534", 7) for where in results}, {w: r.stderr for w, r in results.items()}
@@ -66,7 +76,7 @@ def test_exec_in_running_container_returns_output(kube, probes):
 @pytest.mark.promise("runtime/pods/logs")
 def test_container_logs_are_readable(kube, probes):
     """A container's log MUST be readable through the API, with what the container wrote."""
-    servers = _each(probes, lambda p, node: p.server_on(node))
+    servers = _each(probes, "echo")
     got = {s.where: "Started HTTP server" in pods.logs(kube, s.namespace, s.name) for s in servers}
     assert got == {s.where: True for s in servers}, "agnhost writes 'Started HTTP server' when it starts"
 
@@ -76,7 +86,7 @@ def test_container_logs_are_readable(kube, probes):
 @pytest.mark.promise("runtime/pods/port-forward")
 def test_port_forward_reaches_container_port(kube, probes):
     """Port-forward MUST carry a TCP exchange to a container's port and back."""
-    servers = _each(probes, lambda p, node: p.server_on(node))
+    servers = _each(probes, "echo")
     replies = {s.where: pods.http_through_port_forward(kube, s.namespace, s.name, ECHO_PORT) for s in servers}
     got = {w: (r.status, r.body.strip()) for w, r in replies.items()}
     assert got == {s.where: (200, s.name) for s in servers}, replies
@@ -99,12 +109,19 @@ def test_crashing_container_is_restarted(kube, profile, namespace):
 @pytest.mark.writes
 @pytest.mark.promise("runtime/security/non-root")
 def test_restricted_pod_runs_as_non_root(kube, profile, namespace):
-    """A pod admitted under Pod Security `restricted` MUST run its process as the non-root user it asks for."""
+    """A pod admitted under Pod Security `restricted` MUST run its process as the non-root user it asks for.
+
+    The uid and gid asked for are not the image's own user (nobody, 65534), so only a runtime that
+    applies the pod's securityContext passes; the container's main process and an exec'd shell
+    are both checked.
+    """
     [manifest] = render("client", profile.images, NAME="nonroot", ROLE="nonroot")
+    manifest["spec"]["securityContext"].update(runAsUser=ASKED_UID, runAsGroup=ASKED_GID)
     started = pods.start_pod(kube, namespace, manifest)
-    result = pods.exec_in(kube, namespace, "nonroot", ["id"])
-    assert (result.exit_code, result.stdout.split()[:2]) == (0, ["uid=65534(nobody)", "gid=65534(nogroup)"]), \
-        f"{started.where}: {result}"
+    result = pods.exec_in(kube, namespace, "nonroot", ["sh", "-c", runtime.IDENTITY_SCRIPT])
+    found = runtime.parse_identity(result.stdout)
+    assert (found.exec_ids, found.main_uids, found.main_gids) == (
+        (ASKED_UID, ASKED_GID), (ASKED_UID,) * 4, (ASKED_GID,) * 4), f"{started.where}: {result}"
 
 
 @pytest.mark.runtime

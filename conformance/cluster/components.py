@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from conformance.cluster import network as net
-from conformance.cluster import paths, pki, registry
+from conformance.cluster import outside_web, paths, pki, registry
 from conformance.cluster.build import Program
 
 API_PORT = 6443
@@ -18,7 +18,7 @@ PORTS = {2379: "etcd", 2380: "etcd peer", API_PORT: "kube-apiserver", 10250: "ku
          10256: "kube-proxy health", 20244: "kube-router health"}
 # Host-side services, one module each (see registry.py for the shape), started after the
 # cluster's own components; bring-up waits until each is ready.
-SERVICES = (registry,)
+SERVICES = (registry, outside_web)
 PORTS.update({port: what for service in SERVICES for port, what in service.PORTS.items()})
 API_SERVER = f"https://{net.NODE_IPV4}:{API_PORT}"
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"

@@ -96,7 +96,18 @@ def up() -> dict[str, str]:
         sh("ip", "addr", "add", f"{OUTSIDE_IPV4}/{LAN_PREFIX4}", "dev", "eth0", netns=OUTSIDE_NETNS)
         sh("ip", "-6", "addr", "add", f"{OUTSIDE_IPV6}/{LAN_PREFIX6}", "dev", "eth0", "nodad", netns=OUTSIDE_NETNS)
         sh("ip", "link", "set", "eth0", "up", netns=OUTSIDE_NETNS)
+    outside_routes()
     return before
+
+
+def outside_routes() -> list[str]:
+    """Route the pod network from the outside host through the node, as a LAN router would where
+    pods are routed natively; returns the routes set. Without it the outside host cannot answer a
+    pod (the node does not masquerade), so pods could reach nothing outside the cluster."""
+    routes = [(POD_CIDRS[0], NODE_IPV4), (POD_CIDRS[1], NODE_IPV6)]
+    for cidr, via in routes:
+        sh("ip", "route", "replace", cidr, "via", via, netns=OUTSIDE_NETNS)
+    return [f"{cidr} via {via}" for cidr, via in routes]
 
 
 def down(sysctls_before: dict[str, str]) -> None:

@@ -49,3 +49,34 @@ def at_least(version: str, minimum: str) -> bool:
 
 def same_runtime(reported: str, expected: str) -> bool:
     return ALIASES.get(reported.lower(), reported.lower()) == ALIASES.get(expected.lower(), expected.lower())
+
+
+# --- who a container's processes run as ------------------------------------------------------
+
+# Asks the shell exec starts and the container's main process (pid 1) for their ids: the two
+# can differ if a runtime applies the pod's user to one and not the other.
+IDENTITY_SCRIPT = "echo exec $(id -u) $(id -g); grep -E '^(Uid|Gid):' /proc/1/status"
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """The ids a container's processes run with: (uid, gid) of an exec'd shell, and pid 1's
+    real, effective, saved and filesystem uids and gids."""
+
+    exec_ids: tuple[int, int] | None
+    main_uids: tuple[int, ...]
+    main_gids: tuple[int, ...]
+    raw: str
+
+
+def parse_identity(text: str) -> ProcessIdentity:
+    """Read IDENTITY_SCRIPT's output: `exec <uid> <gid>`, then /proc/1/status's Uid: and Gid: lines."""
+    exec_ids, uids, gids = None, (), ()
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0] == "exec" and all(p.isdigit() for p in parts[1:]):
+            exec_ids = (int(parts[1]), int(parts[2]))
+        elif parts and parts[0] in ("Uid:", "Gid:") and all(p.isdigit() for p in parts[1:]):
+            ids = tuple(int(p) for p in parts[1:])
+            uids, gids = (ids, gids) if parts[0] == "Uid:" else (uids, ids)
+    return ProcessIdentity(exec_ids, uids, gids, text)

@@ -1,8 +1,8 @@
 """The probe workloads: rendering their manifests, deploying the shared set, and finding them.
 
-The shared set (manifests/probes/shared.yaml) is a probe pod and an echo server on every
-schedulable node plus the Services the DNS and networking promises use. It is deployed once per
-run (the pytest glue calls `deploy` through the shared-workload mechanism) and read back with
+The shared set (manifests/probes/shared.yaml) is a probe pod and an echo server on every node
+they can run on (Ready, no taint they do not tolerate: see conformance.probes.coverage) plus the
+Services the DNS and networking promises use. It is deployed once per run (the pytest glue calls `deploy` through the shared-workload mechanism) and read back with
 `ProbeSet.read` by every test, so a pod that was replaced since is seen as it is now. A probe on
 every node means a node-local fault shows up as that node's failure.
 """
@@ -11,12 +11,15 @@ from __future__ import annotations
 import string
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable
 
 import yaml
 from kubernetes import client as k8s
 
 from conformance import manifests
 from conformance.pods import TRANSIENT, PodView
+from conformance.probes import coverage
+from conformance.probes import control_plane
 from conformance.profile import Images
 from conformance.waiting import wait_for
 
@@ -74,16 +77,18 @@ class ServiceView:
 
 @dataclass(frozen=True)
 class ProbeSet:
-    """The shared probe workloads as they are now: clients and echo servers by node."""
+    """The shared probe workloads as they are now: clients and echo servers by node, and the
+    nodes they must cover (the profile's nodes, and every node a probe pod can run on)."""
 
     namespace: str
     clients: tuple[PodView, ...]
     servers: tuple[PodView, ...]
     services: dict[str, ServiceView]
-    schedulable_nodes: tuple[str, ...]
+    profile_nodes: tuple[str, ...]
+    cluster_nodes: dict[str, control_plane.NodeFacts]
 
     @classmethod
-    def read(cls, api: k8s.ApiClient, namespace: str) -> ProbeSet:
+    def read(cls, api: k8s.ApiClient, namespace: str, profile_nodes: tuple[str, ...] = ()) -> ProbeSet:
         core = k8s.CoreV1Api(api)
         pods = core.list_namespaced_pod(namespace, _request_timeout=REQUEST_TIMEOUT).items
         clients = tuple(sorted((PodView.of(p) for p in pods if _has(p, PROBE_SELECTOR)), key=_by_node))
@@ -94,7 +99,7 @@ class ProbeSet:
             services[svc.metadata.name] = ServiceView(
                 svc.metadata.name, tuple(ip for ip in svc.spec.cluster_ips or [] if ip != "None"),
                 port.node_port if port else None, port.port if port else 0)
-        return cls(namespace, clients, servers, services, schedulable_nodes(api))
+        return cls(namespace, clients, servers, services, tuple(profile_nodes), control_plane.nodes(api))
 
     def client_on(self, node: str) -> PodView | None:
         return next((c for c in self.clients if c.node == node), None)
@@ -102,9 +107,36 @@ class ProbeSet:
     def server_on(self, node: str) -> PodView | None:
         return next((s for s in self.servers if s.node == node), None)
 
+    def expected(self, *kinds: str) -> coverage.Expected:
+        """The nodes a promise asked through `kinds` ("probe", "echo") must be proven from, each
+        with why it cannot be: the node itself, or a missing or unready pod of a kind."""
+        pods = {"probe": self.client_on, "echo": self.server_on}
+        found = coverage.for_probes(self.profile_nodes, self.cluster_nodes)
+        return found.with_reasons({n: _pod_problem([(k, pods[k](n)) for k in kinds or ("probe",)])
+                                   for n in found.nodes})
+
+    @property
+    def nodes(self) -> tuple[str, ...]:
+        """Nodes where a ready probe and echo pod can be asked now."""
+        return self.expected("probe", "echo").askable
+
     def ready_clients(self) -> tuple[PodView, ...]:
-        """The probe pods that can be asked: ready, on a schedulable node."""
-        return tuple(c for c in self.clients if c.ready and c.node in self.schedulable_nodes)
+        """The probe pods to ask: one on each expected node that has a ready one."""
+        return tuple(self.client_on(n) for n in self.expected("probe").askable)
+
+    def ready_servers(self) -> tuple[PodView, ...]:
+        return tuple(self.server_on(n) for n in self.expected("echo").askable)
+
+    def coverage(self, asked: Iterable[PodView | str | None], *kinds: str) -> coverage.Coverage:
+        """Which expected nodes the pods (or node names) in `asked` prove the promise from, and
+        which were not asked and why."""
+        return self.expected(*kinds).coverage(a.node if isinstance(a, PodView) else a for a in asked)
+
+    def missing(self, *kinds: str) -> list[str]:
+        """Expected nodes without a ready pod of each kind (default: probe and echo) to ask, each
+        with why; a set with no expected node at all says so."""
+        expected = self.expected(*(kinds or ("probe", "echo")))
+        return list(expected.coverage(expected.askable).gaps)
 
     def ipv4(self, service: str) -> str | None:
         return next((ip for ip in self.services[service].cluster_ips if ":" not in ip), None)
@@ -112,19 +144,17 @@ class ProbeSet:
     def ipv6(self, service: str) -> str | None:
         return next((ip for ip in self.services[service].cluster_ips if ":" in ip), None)
 
-    def missing(self) -> list[str]:
-        """Schedulable nodes without a ready probe or echo pod, each with the reason seen."""
-        out = []
-        for node in self.schedulable_nodes:
-            for kind, pod in (("probe", self.client_on(node)), ("echo server", self.server_on(node))):
-                if pod is None:
-                    out.append(f"node {node} has no {kind} pod")
-                elif not pod.ready:
-                    out.append(f"{kind} {pod.where} is not ready: {pod.phase}; {pod.why}")
-        return out
-
     def fqdn(self, service: str, domain: str) -> str:
         return f"{service}.{self.namespace}.svc.{domain}"
+
+
+def _pod_problem(pods: list[tuple[str, PodView | None]]) -> str | None:
+    for kind, pod in pods:
+        if pod is None:
+            return f"no {kind} pod runs on it"
+        if not pod.ready:
+            return f"{kind} pod {pod.where} is not ready: {pod.phase}; {pod.why}"
+    return None
 
 
 def _has(pod: k8s.V1Pod, selector: str) -> bool:
@@ -136,27 +166,21 @@ def _by_node(v: PodView) -> str:
     return v.node or ""
 
 
-def schedulable_nodes(api: k8s.ApiClient) -> tuple[str, ...]:
-    """Nodes a plain pod can land on: not cordoned, no NoSchedule or NoExecute taint."""
-    out = []
-    for node in k8s.CoreV1Api(api).list_node(_request_timeout=REQUEST_TIMEOUT).items:
-        taints = [t for t in node.spec.taints or [] if t.effect in ("NoSchedule", "NoExecute")]
-        if not node.spec.unschedulable and not taints:
-            out.append(node.metadata.name)
-    return tuple(sorted(out))
-
-
 def deploy(api: k8s.ApiClient, namespace: str, images: Images | None, domain: str) -> dict:
-    """Apply the shared set into `namespace` and wait until every schedulable node has a ready
-    probe and echo pod and the echo Service has endpoints; returns JSON-able facts."""
+    """Apply the shared set into `namespace` and wait until every node a probe pod can run on has
+    a ready probe and echo pod; returns JSON-able facts."""
     apply(api, namespace, "shared", images, NAMESPACE=namespace, DOMAIN=domain)
 
     def problems() -> list[str]:
+        # Only nodes a probe pod can run on are waited for (the profile's nodes are left out
+        # here): a node that cannot get one (missing, NotReady, tainted) fails each per-node
+        # promise by name instead of stalling the run.
         found = ProbeSet.read(api, namespace)
         for pod in found.clients + found.servers:
             pod.check_pull()  # an image that cannot be pulled ends the wait at once
-        return found.missing() if found.schedulable_nodes else ["no node is schedulable"]
+        placed = found.expected("probe", "echo")
+        return [f"node {n}: {why}" for n, why in placed.nodes.items() if why]
 
-    wait_for(f"a ready probe and echo pod on every schedulable node in {namespace}", problems,
+    wait_for(f"a ready probe and echo pod on every node a probe pod can run on in {namespace}", problems,
              until=lambda found: not found, timeout="pod_ready", retry_on=TRANSIENT)
-    return {"nodes": list(schedulable_nodes(api))}
+    return {"nodes": list(ProbeSet.read(api, namespace).nodes)}
