@@ -33,7 +33,8 @@ def test_components_and_capabilities_come_from_the_profile():
 def test_local_claims_only_what_its_stack_installs():
     assert [c.id for c in claims.of(LOCAL)] == [
         "control_plane", "runtime", "networking", "dns",
-        "cluster/dual-stack", "networking/nodeports-from-outside", "dns/upstream-forwarder"]
+        "cluster/dual-stack", "networking/nodeports-from-outside", "networking/egress-world",
+        "dns/upstream-forwarder"]
 
 
 def test_a_capability_of_an_unclaimed_component_is_not_claimed():
