@@ -70,3 +70,14 @@ def test_passing_test_page_shows_its_promise(rendered):
     assert passed, results
     texts = [_page(index, tid, f"report-passing-{i}.png")["text"] for i, tid in enumerate(passed)]
     assert any(PASSING in t for t in texts), "no passing page shows " + PASSING
+
+
+def test_overview_lists_every_claim_with_its_state(rendered):
+    """The claims table reaches the report: its overview names the verdict and each claim with
+    its state, so a reader of the HTML alone sees what the run did not check."""
+    index, _ = rendered
+    text = _page(index, "", "report-overview.png", "Show more")["text"]  # the run's facts, unfolded
+    assert "verdict\nfail (exit 1)" in text, text[:3000]
+    for claim in ("control_plane", "runtime", "networking", "dns"):
+        assert f"claim {claim}\n" in text, f"the overview does not list claim {claim}:\n{text[:3000]}"
+    assert "claim dns\nfailed: 2 ran, 1 passed, 1 failed" in text, text[:3000]
