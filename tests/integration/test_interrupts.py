@@ -92,7 +92,8 @@ def start(tmp: Path) -> Run:
             f"--kubeconfig={paths.kubeconfig('runner')}", f"--reports={reports}", f"--run-id={run_id}",
             "-v", "-p", "no:cacheprovider"]
     proc = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+                            start_new_session=True, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # as a terminal starts it
     run = Run(proc, reports, run_id)
     waiting.wait_for(f"run {run_id} to install its stop handlers",
                      lambda: catches(proc.pid, signal.SIGTERM) or proc.poll() is not None, timeout=60, interval=0.02)
