@@ -61,10 +61,13 @@ def _interrupt(signum: int, _frame) -> None:
 
 def install() -> Callable[[], None]:
     """Make SIGINT and SIGTERM stop the run through KeyboardInterrupt (so teardown and cleanup
-    run), and start noting them; returns a function that restores the previous handlers."""
+    run), and start noting them; returns a function that restores the previous handlers.
+
+    A signal the process was started ignoring stays ignored, as Python leaves it: a shell
+    without job control starts background commands so, to keep a terminal's Ctrl-C from them."""
     global _state
     _state = _State(installed=True)
-    previous = {s: signal.signal(s, _interrupt) for s in STOP_SIGNALS}
+    previous = {s: signal.signal(s, _interrupt) for s in STOP_SIGNALS if signal.getsignal(s) != signal.SIG_IGN}
 
     def restore() -> None:
         for s, handler in previous.items():

@@ -120,6 +120,17 @@ def run_handlers():
     assert {s: signal.getsignal(s) for s in interrupts.STOP_SIGNALS} == before
 
 
+def test_a_signal_the_process_ignores_stays_ignored():
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        restore = interrupts.install()
+        os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN and interrupts.heard() == ()
+        restore()
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def let_handlers_run():
     signal.sigtimedwait([], 0)  # a pending Python-level handler runs before this returns
 
