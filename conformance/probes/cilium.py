@@ -159,8 +159,9 @@ class EndpointHealth:
 
     def __str__(self) -> str:
         stuck = self.stuck
-        lines = [f"{len(self.last.endpoints)} CiliumEndpoints, {len(self.last.pods)} running pods on the pod network"]
-        lines += [f"stuck: {k}: {v}" for k, v in stuck.items()]
+        # What is stuck leads, on one line: a failure's first line is what a summary keeps.
+        lines = [f"stuck: {'; '.join(f'{k}: {v}' for k, v in stuck.items())}"] if stuck else []
+        lines += [f"{len(self.last.endpoints)} CiliumEndpoints, {len(self.last.pods)} running pods on the pod network"]
         lines += [f"settling: {k}: {v}" for k, v in self.last.problems().items() if k not in stuck]
         return "\n".join(lines)
 

@@ -55,8 +55,9 @@ class Coverage:
     def __str__(self) -> str:
         # The nodes left out come first: a failure's first line is what a summary keeps.
         if self.gaps:
-            head = f"node(s) {', '.join(self.missing)}" if self.missing else "any node"
-            lines = [f"not proven on {head}"] + [f"  {g}" for g in self.gaps]
+            # Every node left out, with why, on the first line: a summary keeps only that one.
+            lines = [f"not proven on {'; '.join(self.gaps)}" if self.missing else f"not proven on any node: {self.gaps[0]}"]
+            lines += [f"  {g}" for g in self.gaps]
         else:
             lines = []
         lines.append(f"expected nodes: {', '.join(self.expected) or '-'}; asked: {', '.join(self.asked) or '-'}")

@@ -115,17 +115,26 @@ def interrupted_run(tmp: Path, admin_api, offset: float, to_group: bool) -> tupl
         wait_for_free_lease(admin_api)
         run = start(tmp)
         time.sleep(max(0.0, run.ready + offset - time.monotonic()))
-        sent = None
+        sent = sent_at = None
         if run.proc.poll() is None:
-            sent = time.monotonic()
+            sent, sent_at = time.monotonic(), time.time()
             (os.killpg if to_group else os.kill)(run.proc.pid, signal.SIGINT)
         run.finish(STOP_LIMIT_S)
         if lost_the_race(run):
             continue
+        if sent is not None and decided_before(run, sent_at):
+            sent = None  # the verdict was written before the signal: the run had ended its work
         if sent is None and misses < 3:  # this run was quicker than the measured one: a bit earlier
             misses, offset = misses + 1, offset * 0.9
             continue
         return run, sent
+
+
+def decided_before(run: Run, moment: float) -> bool:
+    """Whether the run wrote its final summary (its verdict) before `moment` (wall clock): a
+    Ctrl-C after that finds a run whose work is done and whose verdict stands."""
+    summary = run.reports / "summary.json"
+    return summary.exists() and summary.stat().st_mtime < moment
 
 
 def phases(run: Run) -> dict[str, tuple[float, float]]:

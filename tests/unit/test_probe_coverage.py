@@ -48,12 +48,15 @@ def test_a_partial_set_names_the_node_left_out():
 def test_a_profile_node_the_cluster_lacks_fails_by_name():
     found = coverage.for_probes(["a", "ghost"], cluster(node("a"))).coverage(["a"])
     assert found.gaps == ("node ghost: the cluster has no node ghost",)
-    assert str(found).splitlines()[:2] == ["not proven on node(s) ghost", "  node ghost: the cluster has no node ghost"]
+    assert str(found).splitlines()[:2] == ["not proven on node ghost: the cluster has no node ghost",
+                                           "  node ghost: the cluster has no node ghost"]
 
 
-def test_the_first_line_names_every_node_left_out():
+def test_the_first_line_names_every_node_left_out_and_why():
     found = coverage.for_probes(["a", "ghost"], cluster(node("a"))).coverage([])
-    assert (found.missing, str(found).splitlines()[0]) == (("a", "ghost"), "not proven on node(s) a, ghost")
+    assert (found.missing, str(found).splitlines()[0]) == (("a", "ghost"), (
+        "not proven on node a: expected, but nothing was asked or answered there; "
+        "node ghost: the cluster has no node ghost"))
 
 
 def test_extra_answers_are_kept_and_do_not_fill_a_gap():
