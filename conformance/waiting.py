@@ -42,6 +42,8 @@ TIMEOUTS: dict[str, Timeout] = {
     "deployment_available": Timeout(240, "a rollout of a few pods, one after another"),
     "endpoints_ready": Timeout(60, "EndpointSlices follow readiness within a few seconds"),
     "policy_enforced": Timeout(60, "a NetworkPolicy implementation programs a change within seconds"),
+    "service_programmed": Timeout(30, "kube-proxy (or the CNI replacing it) programs a new Service "
+                                      "within its sync period"),
     "container_restarted": Timeout(120, "the kubelet's crash back-off starts at 10 s and doubles"),
     "shared_workloads": Timeout(600, "another worker may be creating the shared probe workloads"),
     # Component promises: long enough that a budget miss is measured, not cut short.

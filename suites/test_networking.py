@@ -13,7 +13,7 @@ from kubernetes import client as k8s
 from conformance import pods
 from conformance.probes import coverage, dns, net, outside
 from conformance.probes.workloads import ECHO_PORT, apply, render
-from conformance.waiting import wait_for
+from conformance.waiting import WaitTimeout, wait_for
 
 
 OTHER_PORT = 8081  # the test server's second listener, named by no allow rule
@@ -108,8 +108,20 @@ def test_nodeport_answers_from_outside_host(kube, probes, profile):
     assert covered.gaps == (), f"{covered}\nInternalIPs: {node_ips}"
     urls = [f"http://[{ip}]:{port}/hostname" if ":" in ip else f"http://{ip}:{port}/hostname"
             for ips in node_ips.values() for ip in ips]
-    replies = {u: outside.get_from(profile.outside.origin, profile.outside.netns, u) for u in urls}
     backends = {s.name for s in probes.servers}
+
+    def ask() -> dict:
+        return {u: outside.get_from(profile.outside.origin, profile.outside.netns, u) for u in urls}
+
+    def answered(replies: dict) -> bool:
+        return all(r.status == 200 and r.body.strip() in backends for r in replies.values())
+
+    # The Service may be newer than the proxy's last sync: give it that long, then judge.
+    try:
+        replies = wait_for(f"NodePort {port} to answer on {', '.join(urls)}", ask, until=answered,
+                           timeout="service_programmed", interval=1)
+    except WaitTimeout as exc:
+        replies = exc.last_state if isinstance(exc.last_state, dict) else ask()
     got = {u: (r.status, r.body.strip() in backends) for u, r in replies.items()}
     assert got == {u: (200, True) for u in urls}, "\n".join(map(str, replies.values()))
 
