@@ -12,7 +12,7 @@ from kubernetes import client as k8s
 
 from conformance import pods
 from conformance.probes import coverage, dns, net, outside
-from conformance.probes.workloads import ECHO_PORT, apply, render
+from conformance.probes.workloads import ECHO_PORT, apply
 from conformance.waiting import WaitTimeout, wait_for
 
 

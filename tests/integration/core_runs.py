@@ -14,10 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 
 from conformance.cluster import paths
-from conformance.profile import SHIPPED
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN_LIMIT_S = 600  # a suite run that takes longer than this hangs; the test fails instead of waiting
@@ -77,19 +75,3 @@ def run_suites(tests: list[str], reports: Path, *, mode: str = "full", profile: 
         by_promise.setdefault(r["promise"], []).append(r)
     return SuiteRun(proc.returncode, wall, by_promise, proc.stdout[-20000:] + proc.stderr[-5000:])
 
-
-def profile_with(tmp: Path, changes: dict) -> Path:
-    """A copy of the local profile with `changes` merged in (nested mappings merge key by key)."""
-    raw = yaml.safe_load((SHIPPED / "local.yaml").read_text())
-
-    def merge(into: dict, new: dict) -> None:
-        for key, value in new.items():
-            if isinstance(value, dict) and isinstance(into.get(key), dict):
-                merge(into[key], value)
-            else:
-                into[key] = value
-
-    merge(raw, changes)
-    path = tmp / "profile.yaml"
-    path.write_text(yaml.safe_dump(raw))
-    return path

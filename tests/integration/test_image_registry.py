@@ -19,7 +19,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-from kubernetes import client as k8s
 
 from conformance import pods
 from conformance.cluster import build, paths, publish, registry

@@ -13,7 +13,6 @@ import sys
 import uuid
 
 import pytest
-from kubernetes import client as k8s
 
 from cluster_audit import audit_since
 from conformance.cluster import paths

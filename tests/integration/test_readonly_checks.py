@@ -22,7 +22,8 @@ from kubernetes.stream import portforward, stream
 from cluster_audit import audit_since, not_read_only
 from conformance import manifests, run as runs, waiting
 from conformance.cluster import paths
-from tests.integration.core_runs import profile_with, run_suites
+from tests.integration.core_runs import run_suites
+from tinysuite import derived_profile
 
 PAUSE = "registry.k8s.io/pause:3.10.1"
 NOWHERE = {"platform-conformance.io/no-such-node": "true"}  # a nodeSelector no node matches
@@ -116,7 +117,7 @@ def _gone(delete) -> None:
 
 
 def _read_only(tmp_path, tests: list[str], changes: dict, keyword: str | None = None):
-    return run_suites(tests, tmp_path, mode="read-only", profile=profile_with(tmp_path, changes), keyword=keyword)
+    return run_suites(tests, tmp_path, mode="read-only", profile=derived_profile(tmp_path / "profile.yaml", **changes), keyword=keyword)
 
 
 def _dns(seeded, deployment: str, ip: str | None = None) -> dict:
