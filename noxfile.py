@@ -111,9 +111,13 @@ def promises(session: nox.Session) -> None:
 
 @nox.session(name="report")
 def report(session: nox.Session) -> None:
-    """Render reports/allure-results as one HTML file that opens from disk (Allure 3, offline)."""
+    """Render reports/allure-results as one HTML file that opens from disk (Allure 3, offline);
+    -- --history DIR renders the history page of the runs kept there instead."""
     _install(session)
-    session.run("python", "-m", "conformance.report", *session.posargs)
+    if session.posargs[:1] == ["--history"]:
+        session.run("python", "-m", "conformance.history", *session.posargs[1:])
+    else:
+        session.run("python", "-m", "conformance.report", *session.posargs)
 
 
 @nox.session(name="bench")
