@@ -94,6 +94,31 @@ def publish_images(session: nox.Session) -> None:
     session.run("python", "-m", "conformance.cluster", "publish", *session.posargs)
 
 
+def _gate(session: nox.Session, step: str) -> None:
+    _install(session)
+    session.run("python", "-m", "conformance.gate", step, *session.posargs)
+
+
+@nox.session(name="gate-before")
+def gate_before(session: nox.Session) -> None:
+    """Upgrade gate, before: run the suites, snapshot the platform, write sentinels
+    (-- --dir gate --profile P --kubeconfig K [-- pytest args])."""
+    _gate(session, "before")
+
+
+@nox.session(name="gate-after")
+def gate_after(session: nox.Session) -> None:
+    """Upgrade gate, after: check the sentinels, run the suites, diff snapshots and promises,
+    one verdict (-- --dir gate [--expect changes.yaml] [-- pytest args])."""
+    _gate(session, "after")
+
+
+@nox.session(name="gate-clean")
+def gate_clean(session: nox.Session) -> None:
+    """Remove an open gate's sentinels (-- --dir gate)."""
+    _gate(session, "clean")
+
+
 @nox.session(name="sweep")
 def sweep(session: nox.Session) -> None:
     """Remove what dead runs left behind (stale or missing lease, or past expiry)."""

