@@ -39,6 +39,7 @@ from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from conformance import InputError, compare, kube, namespaces, profile as profiles, run as runs
 from conformance.guard import WriteGuard
+from conformance.waiting import wait_for
 
 GATE_FILE = "gate.json"
 KEEP_DAYS = 7
@@ -270,7 +271,40 @@ class ConfigMapSentinel:
         return None
 
 
-SENTINELS = {"configmap": ConfigMapSentinel()}
+class LoadBalancerSentinel:
+    """A LoadBalancer Service's address: what the pool handed out before the upgrade is still
+    held by the same Service after it (MetalLB's assignments survive a controller restart)."""
+
+    kind = "loadbalancer"
+    name = "pcf-sentinel-lb"
+
+    def applies(self, profile: profiles.Profile) -> bool:
+        return profile.claims("metallb")
+
+    def _addresses(self, api: k8s.ApiClient, namespace: str) -> list[str]:
+        svc = k8s.CoreV1Api(api).read_namespaced_service(self.name, namespace)
+        return sorted(i.ip for i in (svc.status.load_balancer.ingress or []) if i.ip)
+
+    def write(self, api: k8s.ApiClient, namespace: str) -> dict:
+        k8s.CoreV1Api(api).create_namespaced_service(namespace, {
+            "metadata": {"name": self.name},
+            "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "PreferDualStack",
+                     "ports": [{"port": 80, "targetPort": 8080}], "selector": {"app": self.name}}})
+        addresses = wait_for(f"Service {namespace}/{self.name} to get a LoadBalancer address",
+                             lambda: self._addresses(api, namespace), until=bool, timeout="lb_address")
+        return {"kind": self.kind, "where": f"Service {namespace}/{self.name}", "addresses": addresses}
+
+    def check(self, api: k8s.ApiClient, namespace: str, record: dict) -> str | None:
+        try:
+            now = self._addresses(api, namespace)
+        except k8s.ApiException as exc:
+            return f"{record['where']} could not be read: {exc.status} {exc.reason}"
+        if now != record["addresses"]:
+            return f"{record['where']} held {', '.join(record['addresses'])} before and holds {', '.join(now) or 'nothing'} now"
+        return None
+
+
+SENTINELS = {s.kind: s for s in (ConfigMapSentinel(), LoadBalancerSentinel())}
 
 
 # --- the gate's steps ------------------------------------------------------------------------

@@ -71,9 +71,11 @@ class Program(_CachedBinaries):
     build_in_module: bool = False   # build inside a writable copy of the module (its go.mod has replaces)
     replace: tuple[tuple[str, str], ...] = ()   # extra replace directives: (module, "module version")
     cgo: bool = False
+    requires_at: tuple[tuple[str, str], ...] = ()   # requirements raised in a module copy: (module, version)
+    make: tuple[tuple[str, str], ...] = ()   # C helpers inside the module: (binary, "dir -> built file")
 
     def binaries(self) -> tuple[str, ...]:
-        return tuple(self.packages)
+        return (*self.packages, *(binary for binary, _ in self.make))
 
     @property
     def record(self) -> Path:
@@ -136,6 +138,8 @@ def programs(stack: dict | None = None) -> dict[str, Program]:
             build_in_module=bool(spec.get("build_in_module", False)),
             replace=tuple((spec.get("replace") or {}).items()),
             cgo=bool(spec.get("cgo", False)),
+            requires_at=tuple((spec.get("requires_at") or {}).items()),
+            make=tuple((spec.get("make") or {}).items()),
         )
     return out
 
@@ -273,7 +277,18 @@ def _module_copy(program: Program, source: Path, workdir: Path) -> Path:
         copy.chmod(copy.stat().st_mode | stat.S_IWUSR)
     for old, new in program.replace:
         _run(["go", "mod", "edit", f"-replace={old}={new.replace(' ', '@')}"], cwd=copy)
+    for module, version in program.requires_at:
+        _run(["go", "mod", "edit", f"-require={module}@{version}"], cwd=copy)
     return copy
+
+
+def _make_helpers(program: Program, copy: Path, out: Path, progress: BuildProgress) -> None:
+    """Build the module's C helpers with make and copy each result beside the Go binaries."""
+    for binary, rule in program.make:
+        folder, _, built = (part.strip() for part in rule.partition("->"))
+        progress.step(f"building {binary} with make in {folder}")
+        _run(["make", "-C", str(copy / folder)], timeout=GO_BUILD_TIMEOUT_S)
+        shutil.copy2(copy / built, out / binary)
 
 
 def unpack_wheel(wheel: Wheel, log=print) -> Wheel:
@@ -342,6 +357,8 @@ def build(program: Program, log=print) -> Program:
         tmp.mkdir(parents=True)
         compile_with_progress(progress, workdir, env, _flags(program),
                               {tmp / binary: target for binary, target in _targets(program).items()})
+        if program.make:
+            _make_helpers(program, workdir, tmp, progress)
     shutil.rmtree(program.bindir, ignore_errors=True)
     tmp.rename(program.bindir)
     write_record(program.record, progress.finish())

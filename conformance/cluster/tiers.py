@@ -23,11 +23,11 @@ def _tier(entry: dict) -> str:
 
 
 def names(stack: dict | None = None) -> list[str]:
-    """Every tier, the core first, then in the order the stack list's components name them."""
+    """Every tier of installable components, the core first, then in stack order. (A program may
+    name a tier no component has, e.g. the alternative runtime: `cluster up` builds that.)"""
     stack = stack or build.load_stack()
     out = [CORE]
-    for entry in (*stack["components"], *stack.get("images", ()), *stack["programs"].values(),
-                  *(stack.get("wheels") or {}).values()):
+    for entry in stack["components"]:
         if _tier(entry) not in out:
             out.append(_tier(entry))
     return out

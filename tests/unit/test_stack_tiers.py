@@ -49,6 +49,15 @@ def test_a_named_selection_keeps_stack_order_and_an_unknown_tier_names_the_known
     assert "edgy" in err.value.problem and "core, edge, secrets" in err.value.fix
 
 
+def test_requirements_raised_in_a_module_copy_and_c_helpers_count_as_binaries():
+    crio = build.programs({"programs": {"crio": {
+        "module": "example.org/crio", "version": "v1.0.0", "build_in_module": True, "cgo": True,
+        "requires_at": {"k8s.io/api": "v0.36.1"}, "packages": {"crio": "cmd/crio"},
+        "make": {"pinns": "pinns -> bin/pinns"}}}})["crio"]
+    assert crio.requires_at == (("k8s.io/api", "v0.36.1"),) and crio.cgo
+    assert crio.binaries() == ("crio", "pinns")
+
+
 def test_program_fields_carry_tier_build_mode_and_replaces():
     lb = build.programs(STACK)["lb"]
     assert (lb.tier, lb.build_in_module, lb.replace) == ("edge", True, (("example.org/x", "example.org/y v1.2.3"),))
