@@ -196,6 +196,25 @@ class CertManager(ComponentClaim):
     cluster_issuers: tuple[str, ...] | None = _f("ClusterIssuers the platform offers", None)
     production_issuers: tuple[str, ...] = _f(
         "ClusterIssuers backed by a rate-limited production ACME service", ())
+    test_issuer: str | None = _f(
+        "the ClusterIssuer full runs order test certificates from (DNS-01); one of production_issuers "
+        "only with policy.allow_new_production_certificates; unset: no certificate is ordered", None,
+        optional=True)
+    http01_issuer: str | None = _f("a ClusterIssuer that solves HTTP-01 through the ingress class, for "
+                                   "full runs; unset: the HTTP-01 promise is skipped", None, optional=True)
+    ca_roots_url: str | None = _f(
+        "where the issuers' root certificates are published (PEM), e.g. pebble's https://host:15000/roots/0; "
+        "unset: the runner's system trust store", None, _url, optional=True)
+    short_duration_issuer: str | None = _f(
+        "a ClusterIssuer that honours a Certificate's duration (ACME enableDurationFeature, or a CA issuer), "
+        "for the renewal promise; unset: renewal is not checked", None, optional=True)
+    rfc2136_server: str | None = _f("the zone's authoritative server for RFC2136 updates, host:port", None,
+                                    optional=True)
+    tsig_key_name: str | None = _f("the TSIG key name the zone accepts updates with", None, optional=True)
+    tsig_algorithm: Literal["HMACSHA256", "HMACSHA512", "HMACSHA1"] = _f(
+        "the TSIG algorithm, as cert-manager spells it", "HMACSHA256")
+    tsig_secret_file: str | None = _f(
+        "a file holding the TSIG secret (base64); $PCF_TSIG_SECRET wins", None, optional=True)
 
 
 @_schema

@@ -51,6 +51,8 @@ TIMEOUTS: dict[str, Timeout] = {
     "lb_address": Timeout(180, "above every profile's lb_address_s budget"),
     "pvc_bound": Timeout(300, "above every profile's pvc_bound_s budget; Ceph provisions in seconds"),
     "certificate_issued": Timeout(600, "ACME issuance through DNS-01 waits for propagation"),
+    "certificate_served": Timeout(90, "the ingress controller picks up a new Ingress and its Secret "
+                                      "within seconds; cert-manager's ingress shim orders first"),
     "secret_synced": Timeout(300, "above every profile's secret_synced_s budget"),
     "application_synced": Timeout(600, "Argo CD's default refresh is every 3 minutes"),
     # The run's lease.
