@@ -20,27 +20,15 @@ from kubernetes.dynamic import DynamicClient
 from conformance import manifests, run as runs, waiting
 from conformance.cluster import bind9, network, pebble
 from tests.integration.core_runs import run_suites
+from tests.integration.test_core_breakage import held  # noqa: F401 - the full-run lease, held while broken
+from tiers import needs
 from tinysuite import derived_profile
 
-pytestmark = pytest.mark.serial
+pytestmark = [pytest.mark.serial, needs("cert-manager", "cert-manager-issuers")]
 
 SCALE = 0.25  # named timeouts scaled down: an issuance that cannot finish fails in minutes, not ten
 ISSUER_API = "cert-manager.io/v1"
 WRONG_URL = f"https://{network.NODE_IPV4}:14999/dir"  # nothing listens there
-
-
-def _installed(admin_api) -> bool:
-    try:
-        DynamicClient(admin_api).resources.get(api_version=ISSUER_API, kind="ClusterIssuer").get(name="pebble")
-    except Exception:  # noqa: BLE001 - not installed, whatever the reason
-        return False
-    return True
-
-
-@pytest.fixture
-def cert_manager_installed(admin_api):
-    if not _installed(admin_api):
-        pytest.skip("cert-manager and its ClusterIssuer pebble are not installed (the edge tier)")
 
 
 def _issuer(name: str, server: str, tsig_secret: str = "pcf-tsig") -> dict:
@@ -69,22 +57,28 @@ def _remove(admin_api, docs: list[dict], run) -> None:
     for doc in reversed(docs):
         runs.delete_and_wait(dyn, doc["apiVersion"], doc["kind"], doc["metadata"]["name"],
                              namespace=doc["metadata"].get("namespace"), timeout="object_deleted")
+        if doc["kind"] == "ClusterIssuer":  # the ACME account key cert-manager made for it
+            runs.delete_and_wait(dyn, "v1", "Secret", f"{doc['metadata']['name']}-account", namespace="cert-manager")
 
 
-def _judge(tmp_path, profile, keyword: str):
-    run_id = runs.new_run_id()
-    return run_id, run_suites(["suites/test_tls.py"], tmp_path, profile=profile, keyword=keyword,
-                              extra=(f"--timeout-scale={SCALE}", f"--run-id={run_id}"))
+def _judge(held, tmp_path, profile, keyword: str):  # noqa: F811 - the lease fixture
+    """Run the covering suite under the test's hold of the lease (its run id is the lease's)."""
+    run_id = held.run.run_id
+    try:
+        return run_id, run_suites(["suites/test_tls.py"], tmp_path, profile=profile, keyword=keyword,
+                                  extra=(f"--timeout-scale={SCALE}", f"--run-id={run_id}"))
+    finally:
+        held.acquire()
 
 
-def test_wrong_acme_url_fails_issuer_and_issuance_naming_the_url(admin_api, cert_manager_installed, free_lease,
+def test_wrong_acme_url_fails_issuer_and_issuance_naming_the_url(admin_api, held,  # noqa: F811
                                                                   tmp_path):
     name = f"pcf-broken-url-{uuid.uuid4().hex[:6]}"
     docs = [_issuer(name, WRONG_URL)]
     run_id = None
     try:
         manifests.apply(docs, admin_api)
-        run_id, run = _judge(tmp_path, _profile(tmp_path, name), "issuer_is_ready or dns01")
+        run_id, run = _judge(held, tmp_path, _profile(tmp_path, name), "issuer_is_ready or dns01")
     finally:
         _remove(admin_api, docs, run_id)
     assert run.exit_code == 1, run.output
@@ -95,7 +89,7 @@ def test_wrong_acme_url_fails_issuer_and_issuance_naming_the_url(admin_api, cert
     assert name in run.failures("cert-manager/acme/dns01-issued")[0]["reason"]
 
 
-def test_wrong_tsig_key_fails_issuance_showing_order_and_challenge(admin_api, cert_manager_installed, free_lease,
+def test_wrong_tsig_key_fails_issuance_showing_order_and_challenge(admin_api, held,  # noqa: F811
                                                                    tmp_path):
     name = f"pcf-broken-tsig-{uuid.uuid4().hex[:6]}"
     wrong = bind9.tsig_secret()[:-8] + "AAAAAAA="
@@ -106,7 +100,7 @@ def test_wrong_tsig_key_fails_issuance_showing_order_and_challenge(admin_api, ce
     run_id = None
     try:
         manifests.apply(docs, admin_api)
-        run_id, run = _judge(tmp_path, _profile(tmp_path, name), "dns01")
+        run_id, run = _judge(held, tmp_path, _profile(tmp_path, name), "dns01")
     finally:
         _remove(admin_api, docs, run_id)
     assert run.exit_code == 1, run.output

@@ -14,20 +14,20 @@ import sys
 import pytest
 from kubernetes import client as k8s
 
-from conformance import profile as profiles, run as runs, waiting
+from conformance import profile as profiles, waiting
 from conformance.cluster import paths
 from conformance.outside_dns import from_profile
 from tests.integration.core_runs import ROOT, run_suites
-from tests.integration.test_tls_breakage import _installed
+from tests.integration.test_core_breakage import held  # noqa: F401 - the full-run lease, held for the run
+from tiers import needs
 from tinysuite import derived_profile
 
+pytestmark = needs("cert-manager", "cert-manager-issuers")
 KILL_WITHIN_S = 240.0  # the DNS-01 answer is in the zone within a minute of the order
 
 
 @pytest.fixture
 def edge_profile(admin_api, tmp_path):
-    if not _installed(admin_api):
-        pytest.skip("cert-manager and its ClusterIssuer pebble are not installed (the edge tier)")
     path = derived_profile(tmp_path / "profile.yaml", components={"cert_manager": {"claimed": True}})
     zone = from_profile(profiles.load(str(path)))
     assert zone is not None, "the derived profile gives no RFC2136 zone (is bind9's TSIG secret file there?)"
@@ -41,17 +41,17 @@ def _left(admin_api, zone, run_id: str) -> dict[str, list[str]]:
     return {"namespaces": namespaces, "records": records}
 
 
-def test_a_finished_run_leaves_no_record_or_namespace(admin_api, edge_profile, free_lease, tmp_path):
+def test_a_finished_run_leaves_no_record_or_namespace(admin_api, edge_profile, held, tmp_path):  # noqa: F811
     profile, zone = edge_profile
-    run_id = runs.new_run_id()
+    run_id = held.run.run_id
     run = run_suites(["suites/test_tls.py"], tmp_path, profile=profile, keyword="dns01", extra=(f"--run-id={run_id}",))
     assert run.outcomes("cert-manager/acme/dns01-issued") == {"passed"}, run.output
     assert _left(admin_api, zone, run_id) == {"namespaces": [], "records": []}
 
 
-def test_a_killed_run_is_swept_with_its_dns_answer(admin_api, edge_profile, free_lease, tmp_path):
+def test_a_killed_run_is_swept_with_its_dns_answer(admin_api, edge_profile, held, tmp_path):  # noqa: F811
     profile, zone = edge_profile
-    run_id = runs.new_run_id()
+    run_id = held.run.run_id  # the killed run shares the test's lease, released once it is dead
     argv = [sys.executable, "-m", "pytest", "suites/test_tls.py", f"--profile={profile}", "--mode=full",
             f"--kubeconfig={paths.kubeconfig('runner')}", f"--reports={tmp_path}", "-q", "-p", "no:cacheprovider",
             "-k", "dns01", f"--run-id={run_id}"]
@@ -64,7 +64,7 @@ def test_a_killed_run_is_swept_with_its_dns_answer(admin_api, edge_profile, free
         os.killpg(proc.pid, signal.SIGKILL)  # no teardown, no run-end cleanup: as if the machine died
         proc.wait(timeout=30)
     assert _left(admin_api, zone, run_id)["records"] == answer  # left behind, as a killed run leaves it
-    # The killed run's lease is taken over 60 s after its last renewal; until then it counts as live.
+    held.release()  # the run is dead: its lease goes, as it would 60 s after its last renewal
     sweep = [sys.executable, "-m", "conformance.sweep", f"--profile={profile}", f"--kubeconfig={paths.kubeconfig('runner')}"]
     swept = waiting.wait_for("the sweeper to remove the killed run", lambda: subprocess.run(
         sweep, cwd=ROOT, capture_output=True, text=True, timeout=600),

@@ -18,9 +18,10 @@ from kubernetes.dynamic import DynamicClient
 from conformance import manifests, run as runs, waiting
 from conformance.probes import certificates as certs
 from tests.integration.core_runs import run_suites
-from tests.integration.test_tls_breakage import _installed
+from tiers import needs
 from tinysuite import derived_profile
 
+pytestmark = needs("cert-manager", "cert-manager-issuers")
 SEEDED_S = 240.0  # an ACME issuance through DNS-01 takes about a minute here
 
 
@@ -51,8 +52,6 @@ def _ingress(name: str, host: str, secret: str, ingress_class: str) -> dict:
 
 @pytest.fixture
 def seeded(admin_api):
-    if not _installed(admin_api):
-        pytest.skip("cert-manager and its ClusterIssuer pebble are not installed (the edge tier)")
     core, dyn = k8s.CoreV1Api(admin_api), DynamicClient(admin_api)
     tag = uuid.uuid4().hex[:6]
     ns = f"pcf-seed-tls-{tag}"
