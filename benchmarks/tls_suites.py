@@ -21,6 +21,9 @@ from pathlib import Path
 
 import yaml
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from core_suites import print_run  # noqa: E402 - a sibling script, not a package
+
 ROOT = Path(__file__).resolve().parents[1]
 SUITES = ["suites/test_tls.py", "suites/test_golden_path.py"]
 KUBECONFIG = "/var/lib/platform-conformance/local/runner.conf"
@@ -83,13 +86,7 @@ def main(argv: list[str]) -> int:
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=LIMIT_S)
         wall = time.monotonic() - t0
         summary = json.loads((Path(tmp) / "summary.json").read_text())
-    counts = ", ".join(f"{n} {k}" for k, n in summary["counts"].items() if n)
-    print(f"tls suites{' (with slow)' if slow else ''}: {wall:.1f} s wall, exit {proc.returncode}, "
-          f"{summary['verdict']['word']} ({counts})")
-    for result in summary["promises"]:
-        for m in result["measurements"]:
-            budget = f" (budget {m['budget']:g} {m['unit']})" if m["budget"] is not None else ""
-            print(f"  {m['name']:45} {m['value']:10.3f} {m['unit']}{budget}")
+    print_run(f"tls suites{' (with slow)' if slow else ''}", wall, proc.returncode, summary, width=45)
     return 0
 
 

@@ -61,26 +61,24 @@ def _remove(admin_api, docs: list[dict], run) -> None:
             runs.delete_and_wait(dyn, "v1", "Secret", f"{doc['metadata']['name']}-account", namespace="cert-manager")
 
 
-def _judge(held, tmp_path, profile, keyword: str):  # noqa: F811 - the lease fixture
-    """Run the covering suite under the test's hold of the lease (its run id is the lease's)."""
-    run_id = held.run.run_id
+def _judge_broken(admin_api, held, tmp_path, docs: list[dict], issuer: str, keyword: str):  # noqa: F811
+    """Apply the broken objects, run the covering suite ordering from `issuer` under the test's hold
+    of the lease (its run id is the lease's), and remove them again, whatever happened."""
+    run_id = None
     try:
-        return run_id, run_suites(["suites/test_tls.py"], tmp_path, profile=profile, keyword=keyword,
-                                  extra=(f"--timeout-scale={SCALE}", f"--run-id={run_id}"))
+        manifests.apply(docs, admin_api)
+        run_id = held.run.run_id
+        return run_suites(["suites/test_tls.py"], tmp_path, profile=_profile(tmp_path, issuer), keyword=keyword,
+                          extra=(f"--timeout-scale={SCALE}", f"--run-id={run_id}"))
     finally:
         held.acquire()
+        _remove(admin_api, docs, run_id)
 
 
 def test_wrong_acme_url_fails_issuer_and_issuance_naming_the_url(admin_api, held,  # noqa: F811
                                                                   tmp_path):
     name = f"pcf-broken-url-{uuid.uuid4().hex[:6]}"
-    docs = [_issuer(name, WRONG_URL)]
-    run_id = None
-    try:
-        manifests.apply(docs, admin_api)
-        run_id, run = _judge(held, tmp_path, _profile(tmp_path, name), "issuer_is_ready or dns01")
-    finally:
-        _remove(admin_api, docs, run_id)
+    run = _judge_broken(admin_api, held, tmp_path, [_issuer(name, WRONG_URL)], name, "issuer_is_ready or dns01")
     assert run.exit_code == 1, run.output
     assert run.failed_by_its_check("cert-manager/issuer/ready", "14999") == {}, run.output[-6000:]
     # The order never starts: the CertificateRequest waits on an issuer that is not Ready.
@@ -97,12 +95,7 @@ def test_wrong_tsig_key_fails_issuance_showing_order_and_challenge(admin_api, he
              "metadata": {"name": name, "namespace": "cert-manager", "labels": {runs.MANAGED_BY_LABEL: runs.MANAGED_BY}},
              "stringData": {"tsig-secret": wrong}},
             _issuer(name, pebble.ACME_DIRECTORY, tsig_secret=name)]
-    run_id = None
-    try:
-        manifests.apply(docs, admin_api)
-        run_id, run = _judge(held, tmp_path, _profile(tmp_path, name), "dns01")
-    finally:
-        _remove(admin_api, docs, run_id)
+    run = _judge_broken(admin_api, held, tmp_path, docs, name, "dns01")
     assert run.exit_code == 1, run.output
     # The diagnosis holds the ACME trail: the pending Order and its Challenge, with the zone's refusal.
     for cause in ("Order objects", "Challenge objects", "state: pending", "reason:"):
