@@ -64,7 +64,10 @@ def _until(kube, profile, front, what: str, ask, until) -> dict:
 
 
 def _evidence(kube, profile, answers: dict) -> str:
-    return "\n".join([*map(str, answers.values()), f"controller: {_controller(kube, profile)}"])
+    """The controller's trouble first (a stopped controller or proxy), then every answer."""
+    found = _controller(kube, profile)
+    return "\n".join([found.trouble or "the controller looks healthy, yet answered as below",
+                      *map(str, answers.values()), f"controller: {found}"])
 
 
 @pytest.fixture(scope="module")
@@ -103,8 +106,9 @@ def test_host_routes_to_its_backend_over_http_and_https(kube, profile, front, ro
                                                           secure[a].served_sha256 == cert.sha256))
            for a in front.addresses}
     want = {a: ((200, "echo-a"), (200, "echo-a", True)) for a in front.addresses}
-    assert got == want, f"the test's certificate for {list(cert.hosts)}\n" + _evidence(
-        kube, profile, {**{f"http {a}": x for a, x in plain.items()}, **{f"https {a}": x for a, x in secure.items()}})
+    assert got == want, _evidence(kube, profile, {**{f"http {a}": x for a, x in plain.items()},
+                                                  **{f"https {a}": x for a, x in secure.items()}}) + \
+        f"\nthe test's certificate: {list(cert.hosts)}, sha256 {cert.sha256}"
 
 
 @pytest.mark.ingress
@@ -152,7 +156,7 @@ def test_controller_serves_its_class_behind_a_load_balancer(kube, profile):
     got = (found.class_controller, [str(w) for w in found.unready], found.service_type if claim.service else None,
            bool(found.addresses) if claim.service else None)
     want = (adapter.controller, [], "LoadBalancer" if claim.service else None, True if claim.service else None)
-    assert got == want, str(found)
+    assert got == want, f"{found.trouble}\n{found}"
 
 
 @pytest.mark.ingress

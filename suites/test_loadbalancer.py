@@ -104,8 +104,14 @@ def test_outside_host_reaches_backend_through_address(kube, lb_echo, profile):
         replies = exc.last_state if isinstance(exc.last_state, dict) else ask()
     ns = metallb_claim(profile).namespace
     got = {a: (r.status, r.body.strip()) for a, r in replies.items()}
-    assert got == {a: (200, "echo-a") for a in svc.addresses}, "\n".join(
-        [*map(str, replies.values()), str(lb.service(kube, svc.namespace, svc.name, ns)), str(lb.speakers(kube, ns))])
+    assert got == {a: (200, "echo-a") for a in svc.addresses}, _unanswered(kube, svc, ns, replies)
+
+
+def _unanswered(kube, svc: lb.LoadBalancer, metallb_namespace: str, replies: dict) -> str:
+    """The likely cause first (no speaker, nothing announced), then every reply and the Service."""
+    now = lb.service(kube, svc.namespace, svc.name, metallb_namespace)
+    return "\n".join([lb.unanswered_because(now, lb.speakers(kube, metallb_namespace)),
+                      *map(str, replies.values()), str(now)])
 
 
 def _url(address: str) -> str:

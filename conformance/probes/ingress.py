@@ -65,6 +65,18 @@ class Controller:
     def unready(self) -> tuple[Workload, ...]:
         return tuple(w for w in self.workloads if w.ready < w.desired or w.desired == 0)
 
+    @property
+    def trouble(self) -> str | None:
+        """What stops the controller from serving, or None when nothing visible does."""
+        if self.unready:
+            return "; ".join(f"{w.kind} {self.namespace}/{w.name}: {w.ready} of {w.desired} ready"
+                             for w in self.unready) + ": the ingress controller is not serving"
+        if self.service and not (self.service_found and self.addresses):
+            return f"Service {self.namespace}/{self.service} has no LoadBalancer address"
+        if self.class_controller is None:
+            return f"IngressClass {self.ingress_class} does not exist"
+        return None
+
     def __str__(self) -> str:
         parts = [f"{self.namespace}: " + ("; ".join(map(str, self.workloads)) or "no Deployment or DaemonSet")]
         if self.service:

@@ -252,3 +252,13 @@ def speakers(api: k8s.ApiClient, namespace: str, name: str = "speaker") -> Speak
         raise
     return Speakers(namespace, True, ds.status.desired_number_scheduled or 0, ds.status.number_ready or 0)
 
+
+
+def unanswered_because(svc: LoadBalancer, speakers_now: Speakers) -> str:
+    """The first thing to look at when a LoadBalancer address does not answer from outside."""
+    where = f"Service {svc.namespace}/{svc.name}"
+    if not speakers_now.found or speakers_now.ready == 0:
+        return f"{speakers_now}: nothing announces {list(svc.addresses)} of {where} on the LAN"
+    if not svc.announced_by:
+        return f"no speaker announces {list(svc.addresses)} of {where} ({speakers_now})"
+    return f"{where} is announced by {', '.join(svc.announced_by)} ({speakers_now}), yet does not answer as it should"
