@@ -10,6 +10,7 @@ pytest_plugins = [
     "fixtures.certificates",
     "fixtures.workloads",
     "fixtures.probes",
+    "fixtures.edge",
     "fixtures.diagnostics",
     "fixtures.reporting",
 ]
