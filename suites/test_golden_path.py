@@ -48,7 +48,8 @@ def test_annotated_ingress_serves_https_from_outside(kube, dyn, namespace, profi
     host = outside_writes.name("acme", "golden")
     name = host.split(".", 1)[0][:52].rstrip("-")
     outside_writes.create(dns_zone, host, lambda: None)  # the host's records go with the run
-    docs = certs.render("web", NAME=name, HOST=host, ISSUER=acme_issuer,
+    docs = certs.render("web", NAME=name, HOST=host,
+                        ANNOTATIONS=f"{{cert-manager.io/cluster-issuer: {acme_issuer}}}",
                         INGRESS_CLASS=profile.components.ingress.ingress_class,
                         ECHO_IMAGE=profile.images.image(ECHO_IMAGE))
     started = time.monotonic()

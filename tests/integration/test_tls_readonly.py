@@ -16,7 +16,8 @@ from kubernetes import client as k8s
 from kubernetes.dynamic import DynamicClient
 
 from conformance import manifests, run as runs, waiting
-from conformance.probes import certificates as certs
+from conformance.cluster import network
+from conformance.probes import certificates as certs, tls
 from tests.integration.core_runs import run_suites
 from tiers import needs
 from tinysuite import derived_profile
@@ -47,7 +48,12 @@ def _ingress(name: str, host: str, secret: str, ingress_class: str) -> dict:
     return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress", "metadata": {"name": name},
             "spec": {"ingressClassName": ingress_class, "tls": [{"hosts": [host], "secretName": secret}],
                      "rules": [{"host": host, "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": {
-                         "service": {"name": "absent", "port": {"number": 80}}}}]}}]}}
+                         "service": {"name": "no-pods", "port": {"number": 80}}}}]}}]}}
+
+
+# A backend with no pods: the controller routes to it (and answers 503), which is all a TLS host needs.
+NO_PODS = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "no-pods"},
+           "spec": {"selector": {"app": "none"}, "ports": [{"port": 80}]}}
 
 
 @pytest.fixture
@@ -67,7 +73,7 @@ def _ready(dyn, ns: str, name: str) -> certs.CertificateState:
                             lambda: certs.certificate(dyn, ns, name), until=lambda c: c.ready, timeout=SEEDED_S)
 
 
-def test_certificate_close_to_expiry_is_named_and_the_healthy_one_is_not(seeded, free_lease, tmp_path):
+def test_certificate_close_to_expiry_is_named_and_the_healthy_one_is_not(seeded, tmp_path):
     admin_api, ns, tag = seeded
     dyn = DynamicClient(admin_api)
     manifests.apply(_seed_ca(ns, tag), admin_api, namespace=ns)
@@ -82,7 +88,7 @@ def test_certificate_close_to_expiry_is_named_and_the_healthy_one_is_not(seeded,
     assert f"{ns}/healthy" not in named, named
 
 
-def test_ingress_serving_a_certificate_for_another_host_is_named(seeded, free_lease, tmp_path):
+def test_ingress_serving_a_certificate_for_another_host_is_named(seeded, tmp_path):
     admin_api, ns, tag = seeded
     net, dyn = k8s.NetworkingV1Api(admin_api), DynamicClient(admin_api)
     classes = {c.metadata.name for c in net.list_ingress_class().items}
@@ -91,12 +97,16 @@ def test_ingress_serving_a_certificate_for_another_host_is_named(seeded, free_le
     host = f"pcf-seed{tag}-ok.pcf.test"
     manifests.apply([_cert("served", host, "pebble", "ClusterIssuer")], admin_api, namespace=ns)
     _ready(dyn, ns, "served")
-    manifests.apply([_ingress("matching", host, "served-tls", "contour"),
+    manifests.apply([NO_PODS, _ingress("matching", host, "served-tls", "contour"),
                      _ingress("mismatched", f"pcf-seed{tag}-other.pcf.test", "served-tls", "contour")],
                     admin_api, namespace=ns)
     waiting.wait_for("both seeded Ingresses to publish an address", lambda: [
         i for i in net.list_namespaced_ingress(ns).items if (i.status.load_balancer.ingress or ())],
         until=lambda found: len(found) == 2, timeout=SEEDED_S)
+    address = net.read_namespaced_ingress("matching", ns).status.load_balancer.ingress[0].ip
+    waiting.wait_for(f"the controller at {address} to serve the seeded certificate for {host}",
+                     lambda: tls.handshake_from("netns", network.OUTSIDE_NETNS, address, host),
+                     until=lambda served: bool(served.leaf_pem), timeout=SEEDED_S)
     profile = derived_profile(tmp_path / "profile.yaml", components={"cert_manager": {"claimed": True}})
     run = run_suites(["suites/test_tls.py"], tmp_path, mode="read-only", profile=profile, keyword="ingress_tls_host")
     promise = "cert-manager/health/ingress-hosts-served"

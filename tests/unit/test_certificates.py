@@ -108,7 +108,7 @@ def test_certificate_template_fills_every_placeholder():
                                  renew_before=certs.SHORT_RENEW_BEFORE)[0]
     assert doc["spec"]["dnsNames"] == ["c.pcf.test"] and doc["spec"]["duration"] == "1h"
     with pytest.raises(KeyError):
-        certs.render("web", NAME="x")
+        certs.render("web", NAME="x", HOST="h")
 
 
 def test_handshake_shows_what_was_served_and_why_a_client_refuses_it(pki, tmp_path):
