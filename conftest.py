@@ -7,8 +7,10 @@ pytest_plugins = [
     "fixtures.cluster",
     "fixtures.namespaces",
     "fixtures.outside",
+    "fixtures.certificates",
     "fixtures.workloads",
     "fixtures.probes",
+    "fixtures.edge",
     "fixtures.diagnostics",
     "fixtures.reporting",
 ]

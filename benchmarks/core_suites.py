@@ -32,13 +32,18 @@ def main(extra: list[str]) -> int:
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=LIMIT_S)
         wall = time.monotonic() - t0
         summary = json.loads((Path(tmp) / "summary.json").read_text())
+    print_run("core suites", wall, proc.returncode, summary)
+    return 0
+
+
+def print_run(label: str, wall: float, exit_code: int, summary: dict, width: int = 28) -> None:
+    """The run's wall time, exit code and verdict, then every measurement of its summary."""
     counts = ", ".join(f"{n} {k}" for k, n in summary["counts"].items() if n)
-    print(f"core suites: {wall:.1f} s wall, exit {proc.returncode}, {summary['verdict']['word']} ({counts})")
+    print(f"{label}: {wall:.1f} s wall, exit {exit_code}, {summary['verdict']['word']} ({counts})")
     for result in summary["promises"]:
         for m in result["measurements"]:
             budget = f" (budget {m['budget']:g} {m['unit']})" if m["budget"] is not None else ""
-            print(f"  {m['name']:28} {m['value']:10.3f} {m['unit']}{budget}")
-    return 0
+            print(f"  {m['name']:{width}} {m['value']:10.3f} {m['unit']}{budget}")
 
 
 if __name__ == "__main__":

@@ -84,6 +84,31 @@ def _vault_prefix(value: str) -> str | None:
     return f"{value!r} is not a folder below a KV mount ending in '/'"
 
 
+def _address_range(value: str) -> str | None:
+    """A MetalLB range as `first-last` of one family, or a CIDR."""
+    first, sep, last = value.partition("-")
+    try:
+        if not sep:
+            ipaddress.ip_network(value)
+            return None
+        a, b = ipaddress.ip_address(first.strip()), ipaddress.ip_address(last.strip())
+    except ValueError:
+        return f"{value!r} is not a first-last address range or a CIDR"
+    if a.version != b.version or a > b:
+        return f"{value!r} does not run from a lower to a higher address of one family"
+    return None
+
+
+def _host(value: str) -> str | None:
+    label = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    return None if re.match(rf"^({label}\.)+{label}$", value) else f"{value!r} is not a lowercase host name"
+
+
+def _namespaced_name(value: str) -> str | None:
+    return None if re.match(r"^[a-z0-9][a-z0-9-]*/[a-z0-9][a-z0-9.-]*$", value) else (
+        f"{value!r} is not namespace/name")
+
+
 def _name_prefix(value: str) -> str | None:
     """Bucket, user and record-label prefixes: short enough that the run id and a purpose fit in
     63 characters, and ending in '-' so the run id is a separate word."""
@@ -178,16 +203,52 @@ class Cilium(ComponentClaim):
 
 
 @_schema
+class HostRedirect:
+    """A redirect the platform promises for every host of one domain, checked with one sample
+    host of it (e.g. www.example.org answers with a redirect to https://www.example.com/)."""
+
+    from_host: str = _f("the host asked for, e.g. www.ocf.io", check=_host)
+    to_host: str = _f("the host the redirect's Location names, e.g. www.ocf.berkeley.edu", check=_host)
+
+
+@_schema
 class Ingress(ComponentClaim):
     ingress_class: str | None = _f("the IngressClass tests use, e.g. contour", None)
     namespace: str | None = _f("namespace of the ingress controller", None)
     service: str | None = _f("the controller's LoadBalancer Service", None, optional=True)
+    controller: Literal["contour"] | None = _f(
+        "the implementation behind the class (its redirect annotation and default answer): contour", None)
+    host_redirects: tuple[HostRedirect, ...] = _f(
+        "host redirects the platform answers, e.g. [{from_host: www.ocf.io, to_host: www.ocf.berkeley.edu}]", ())
+
+
+@_schema
+class PoolAddresses:
+    pool: str = _f("an IPAddressPool the profile names in pools, e.g. pool-1")
+    addresses: tuple[str, ...] = _f("its address ranges exactly as the pool lists them, e.g. "
+                                    "[169.229.226.81-169.229.226.89]", check=_address_range)
+
+
+@_schema
+class PinnedAddress:
+    address: str = _f("a LoadBalancer address, e.g. 169.229.226.81", check=_ip)
+    service: str = _f("the Service that must hold it, as namespace/name, e.g. contour/contour-envoy",
+                      check=_namespaced_name)
 
 
 @_schema
 class MetalLB(ComponentClaim):
     namespace: str | None = _f("namespace of MetalLB and its pools", None)
     pools: tuple[str, ...] | None = _f("IPAddressPool names, e.g. [pool-1]", None)
+    pool_addresses: tuple[PoolAddresses, ...] = _f(
+        "the address ranges of each pool, e.g. [{pool: pool-1, addresses: [169.229.226.81-169.229.226.89]}]", ())
+    pinned: tuple[PinnedAddress, ...] = _f(
+        "addresses held by a named Service, e.g. [{address: 169.229.226.81, service: contour/contour-envoy}]", ())
+    test_addresses: tuple[str, ...] = _f(
+        "first-last ranges, at most one per family, for the pools a full run creates and removes (autoAssign "
+        "off, disjoint from every pool); left empty, the promises that need a pool of their own skip; the "
+        "allowlist must name ipaddresspools.metallb.io and l2advertisements.metallb.io in the namespace",
+        (), _address_range)
 
 
 @_schema
@@ -196,6 +257,25 @@ class CertManager(ComponentClaim):
     cluster_issuers: tuple[str, ...] | None = _f("ClusterIssuers the platform offers", None)
     production_issuers: tuple[str, ...] = _f(
         "ClusterIssuers backed by a rate-limited production ACME service", ())
+    test_issuer: str | None = _f(
+        "the ClusterIssuer full runs order test certificates from (DNS-01); one of production_issuers "
+        "only with policy.allow_new_production_certificates; unset: no certificate is ordered", None,
+        optional=True)
+    http01_issuer: str | None = _f("a ClusterIssuer that solves HTTP-01 through the ingress class, for "
+                                   "full runs; unset: the HTTP-01 promise is skipped", None, optional=True)
+    ca_roots_url: str | None = _f(
+        "where the issuers' root certificates are published (PEM), e.g. pebble's https://host:15000/roots/0; "
+        "unset: the runner's system trust store", None, _url, optional=True)
+    short_duration_issuer: str | None = _f(
+        "a ClusterIssuer that honours a Certificate's duration (ACME enableDurationFeature, or a CA issuer), "
+        "for the renewal promise; unset: renewal is not checked", None, optional=True)
+    rfc2136_server: str | None = _f("the zone's authoritative server for RFC2136 updates, host:port", None,
+                                    optional=True)
+    tsig_key_name: str | None = _f("the TSIG key name the zone accepts updates with", None, optional=True)
+    tsig_algorithm: Literal["HMACSHA256", "HMACSHA512", "HMACSHA1"] = _f(
+        "the TSIG algorithm, as cert-manager spells it", "HMACSHA256")
+    tsig_secret_file: str | None = _f(
+        "a file holding the TSIG secret (base64); $PCF_TSIG_SECRET wins", None, optional=True)
 
 
 @_schema

@@ -49,8 +49,13 @@ TIMEOUTS: dict[str, Timeout] = {
     # Component promises: long enough that a budget miss is measured, not cut short.
     "dns_answer": Timeout(30, "CoreDNS picks up a new Service within its cache and sync period"),
     "lb_address": Timeout(180, "above every profile's lb_address_s budget"),
+    "lb_refused": Timeout(30, "MetalLB's controller reports a failed allocation as it reconciles the Service"),
+    "lb_released": Timeout(60, "MetalLB frees a deleted Service's address and updates the pool's status"),
+    "ingress_routed": Timeout(60, "the controller takes an Ingress on and the proxy gets its routes within seconds"),
     "pvc_bound": Timeout(300, "above every profile's pvc_bound_s budget; Ceph provisions in seconds"),
     "certificate_issued": Timeout(600, "ACME issuance through DNS-01 waits for propagation"),
+    "certificate_served": Timeout(90, "the ingress controller picks up a new Ingress and its Secret "
+                                      "within seconds; cert-manager's ingress shim orders first"),
     "secret_synced": Timeout(300, "above every profile's secret_synced_s budget"),
     "application_synced": Timeout(600, "Argo CD's default refresh is every 3 minutes"),
     # The run's lease.

@@ -36,7 +36,7 @@ def build_one(spec: dict, progs: dict[str, Program]) -> Path:
     image = ImageSpec(
         name=_tag(spec, progs),
         contents={**contents, **{link: Symlink(where) for link in spec.get("links", ())}},
-        config=ImageConfig(entrypoint=tuple(spec["entrypoint"])),
+        config=ImageConfig(entrypoint=tuple(spec["entrypoint"]), user=str(spec.get("user", ""))),
     )
     return build_image(image)
 
