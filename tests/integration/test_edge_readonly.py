@@ -21,13 +21,9 @@ from conformance.probes import loadbalancer as lb
 from tests.integration.core_runs import run_suites
 from tinysuite import derived_profile
 
-try:
-    from tiers import needs
-except ImportError:  # a checkout whose stack does not record tiers yet: the edge is installed by hand
-    def needs(_component: str):
-        return pytest.mark.skipif(False, reason="")
+from tiers import needs
 
-pytestmark = [needs("metallb"), needs("contour")]
+pytestmark = [needs("metallb", "metallb-pool", "contour")]
 
 METALLB = "metallb-system"
 POOL = "pcf-seed-pool-1"
