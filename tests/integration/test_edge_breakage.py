@@ -19,13 +19,9 @@ from conformance import manifests, run as runs, waiting
 from conformance.probes import loadbalancer as lb
 from tests.integration.core_runs import run_suites
 from tests.integration.test_core_breakage import SCALE, held  # noqa: F401 - the lease fixture
-try:
-    from tiers import needs
-except ImportError:  # a checkout whose stack does not record tiers yet: the edge is installed by hand
-    def needs(_component: str):
-        return pytest.mark.skipif(False, reason="")
+from tiers import needs
 
-pytestmark = [pytest.mark.serial, needs("metallb"), needs("contour")]
+pytestmark = [pytest.mark.serial, needs("metallb", "metallb-pool", "contour")]
 
 METALLB, CONTOUR = "metallb-system", "projectcontour"
 EDGE = ("suites/test_loadbalancer.py", "suites/test_ingress.py")
@@ -39,7 +35,10 @@ def _judge(held, tmp_path, keyword: str, profile: str = "local"):  # noqa: F811 
         return run_suites(list(EDGE), tmp_path, keyword=keyword, profile=profile,
                           extra=(*CLAIMED, f"--timeout-scale={SCALE}", f"--run-id={held.run.run_id}"))
     finally:
-        held.acquire()  # the run released the lease it shared; hold it until the component is restored
+        # The run released the lease it shared; hold it again until the component is restored
+        # (another full run waiting for the lease may take it first: then wait for that one).
+        waiting.wait_for("the full-run lease back", held.acquire, until=lambda _: True, timeout=900.0,
+                         interval=2.0, retry_on=(runs.LeaseHeld,))
 
 
 def _cites(run, promise: str, cause: str) -> None:

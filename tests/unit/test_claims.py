@@ -32,9 +32,9 @@ def test_components_and_capabilities_come_from_the_profile():
 
 def test_local_claims_only_what_its_stack_installs():
     assert [c.id for c in claims.of(LOCAL)] == [
-        "control_plane", "runtime", "networking", "dns",
+        "control_plane", "runtime", "networking", "dns", "ingress", "metallb",
         "cluster/dual-stack", "networking/nodeports-from-outside", "networking/egress-world",
-        "dns/upstream-forwarder"]
+        "dns/upstream-forwarder", "metallb/pool:pcf-lan"]
 
 
 def test_a_capability_of_an_unclaimed_component_is_not_claimed():
@@ -63,7 +63,8 @@ def test_covers_resolves_to_claim_ids_on_the_profile():
     assert claims.covered(PRODUCTION, ("cluster/dual-stack",), {}, {}) == ("cluster/dual-stack",)
     assert claims.covered(PRODUCTION, ("storage/class",), {"by": "sc"}, {"sc": "rbd-nvme"}) == ("storage/class:rbd-nvme",)
     assert claims.covered(PRODUCTION, ("metallb/pool",), {}, {}) == ("metallb/pool:pool-1",)
-    assert claims.covered(LOCAL, ("metallb/pool",), {}, {}) == ()  # local claims no pool
+    unclaimed = profiles.load("local", ["components.metallb.claimed=false"])
+    assert claims.covered(unclaimed, ("metallb/pool",), {}, {}) == ()  # no pool without MetalLB
 
 
 def test_a_claim_with_a_promise_run_is_checked_and_a_failure_shows():

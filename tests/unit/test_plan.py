@@ -19,8 +19,8 @@ def test_claimed_component_runs():
 
 
 def test_unclaimed_component_skips_naming_the_profile():
-    d = plan.decide(item("metallb"), LOCAL, "full")
-    assert not d.run and d.reason.startswith("component metallb is not claimed by profile local (")
+    d = plan.decide(item("cilium"), LOCAL, "full")
+    assert not d.run and d.reason.startswith("component cilium is not claimed by profile local (")
     assert "local.yaml" in d.reason
 
 
@@ -53,10 +53,10 @@ def test_may_create():
 def test_render_lists_runs_skips_creations_and_waivers():
     p = profiles.load("local", ["waivers=[{promise: dns/a/b, reason: ticket 7, expires: 2030-01-01},"
                                 "{promise: dns/c/d, reason: old, expires: 2020-01-01}]"])
-    decided = [(item(), plan.decide(item(), p, "full")), (item("metallb"), plan.decide(item("metallb"), p, "full"))]
+    decided = [(item(), plan.decide(item(), p, "full")), (item("cilium"), plan.decide(item("cilium"), p, "full"))]
     text = plan.render(decided, p, "full", today=dt.date(2025, 1, 1))
     assert "will run (1):\n  dns/a/b" in text
-    assert "will skip (1):" in text and "component metallb is not claimed" in text
+    assert "will skip (1):" in text and "component cilium is not claimed" in text
     assert "may create:\n  - namespaces named pcf-<run id>-*" in text
     assert "dns/a/b: until 2030-01-01 (ticket 7)\n" in text and "dns/c/d: until 2020-01-01 (old) EXPIRED, ignored" in text
 
