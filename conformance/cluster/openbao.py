@@ -69,6 +69,7 @@ SUITE = Role("platform-conformance", "pcf-system", "platform-conformance-vault",
 path "{KV_MOUNT}/data/{SUITE_PREFIX}*" {{ capabilities = ["create", "read", "update", "delete"] }}
 path "{KV_MOUNT}/metadata/{SUITE_PREFIX}*" {{ capabilities = ["read", "list", "delete"] }}
 path "{KV_MOUNT}/metadata/{SUITE_PREFIX}" {{ capabilities = ["list"] }}
+path "sys/storage/raft/configuration" {{ capabilities = ["read"] }}
 """)
 ROLES = (OPERATOR, SUITE)
 TOKEN_TTL = "20m"
