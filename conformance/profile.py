@@ -490,6 +490,7 @@ def parse(raw: Any, source: str, overrides: typing.Sequence[str] = ()) -> Profil
     ctx.check_claims(profile.components)
     ctx.check_outside(profile.outside)
     ctx.check_outside_writes(profile)
+    ctx.check_operator(profile.components.vault_secrets)
     return dataclasses.replace(profile, source=source)
 
 

@@ -179,7 +179,7 @@ def apply_role(role: Role, token: str, address: str = ADDRESS) -> None:
     _call("POST", f"auth/{AUTH_MOUNT}/role/{role.name}", token, {
         "bound_service_account_names": [role.service_account],
         "bound_service_account_namespaces": [role.namespace],
-        "token_policies": [role.name], "token_ttl": TOKEN_TTL}, address)
+        "token_policies": [role.name], "token_no_default_policy": True, "token_ttl": TOKEN_TTL}, address)
 
 
 def configured(address: str = ADDRESS, path: Path = KEYS) -> bool:

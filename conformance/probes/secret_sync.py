@@ -25,10 +25,13 @@ from kubernetes import client as k8s
 from kubernetes.client.rest import ApiException
 
 from conformance.components import CustomKind
-from conformance.evidence import SecretDigest, redact_text, secret_digests
+from conformance.evidence import SecretDigest, digest, redact_text, secret_digests
+from conformance.pods import exec_in
+from conformance.probes import vault
 from conformance.profile import Profile, VaultSecrets
 
 REQUEST_TIMEOUT = (5, 30)
+OPERATORS = ("external-secrets", "ricoberger")
 NEVER = ("0", "0s", "")
 
 
@@ -43,6 +46,7 @@ class SyncState:
     reason: str = ""
     message: str = ""
     generation_seen: bool = True  # the operator has reported on the newest spec
+    secret: str = ""  # the Secret it syncs into (its own name unless the spec says otherwise)
 
     @property
     def error(self) -> bool:
@@ -93,16 +97,18 @@ def _conditions(obj: dict) -> list[dict]:
     return list(((obj.get("status") or {}).get("conditions")) or [])
 
 
-def _condition(obj: dict, kind: str, ctype: str) -> SyncState:
+def _condition(obj: dict, kind: str, ctype: str, secret: str | None = None) -> SyncState:
     meta = obj.get("metadata") or {}
+    secret = secret or meta.get("name", "")
     found = next((c for c in _conditions(obj) if c.get("type") == ctype), None)
     seen = (obj.get("status") or {}).get("observedGeneration") or (found or {}).get("observedGeneration")
     fresh = seen is None or seen >= (meta.get("generation") or 0)
     if found is None:
-        return SyncState(kind, meta.get("namespace", ""), meta.get("name", ""), None, generation_seen=fresh)
+        return SyncState(kind, meta.get("namespace", ""), meta.get("name", ""), None, generation_seen=fresh,
+                         secret=secret)
     ready = {"True": True, "False": False}.get(str(found.get("status")))
     return SyncState(kind, meta.get("namespace", ""), meta.get("name", ""), ready, found.get("reason") or "",
-                     redact_text(found.get("message") or ""), fresh)
+                     redact_text(found.get("message") or ""), fresh, secret)
 
 
 _GO_KEY = re.compile(r"\{\{\s*\.([A-Za-z0-9_]+)\s*\}\}")
@@ -142,11 +148,12 @@ class ExternalSecrets:
                 "metadata": {"name": name, "namespace": namespace}, "spec": spec}
 
     def state(self, obj: dict) -> SyncState:
-        return _condition(obj, self.kind.kind, "Ready")
+        target = ((obj.get("spec") or {}).get("target") or {}).get("name")
+        return _condition(obj, self.kind.kind, "Ready", target)
 
     def refresh(self, obj, deployment) -> RefreshSetting:
         value = ((obj or {}).get("spec") or {}).get("refreshInterval")
-        return RefreshSetting("ExternalSecret spec.refreshInterval (components.vault_secrets.refresh_interval)",
+        return RefreshSetting("ExternalSecret spec.refreshInterval",
                               str(value if value is not None else self.refresh_interval))
 
     def store_state(self, obj: dict) -> SyncState:
@@ -300,3 +307,109 @@ def operator_health(deployment: dict | None, namespace: str, name: str) -> Opera
 def digests_of(values: Mapping[str, str]) -> dict[str, SecretDigest]:
     """The digests a Secret synced from `values` must show, by key."""
     return secret_digests({"stringData": dict(values)})
+
+
+# --- one sync, observed --------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Observation:
+    """A sync object's state and its Secret, seen together."""
+
+    state: SyncState | None  # None: the sync object does not exist
+    secret: SyncedSecret
+
+    def __str__(self) -> str:
+        return f"{self.state or 'sync object absent'}; {self.secret}"
+
+
+def observe(api: k8s.ApiClient, adapter: Adapter, namespace: str, name: str) -> Observation:
+    obj = read_object(api, adapter.kind, namespace, name)
+    return Observation(adapter.state(obj) if obj is not None else None, read_secret(api, namespace, name))
+
+
+def create(api: k8s.ApiClient, adapter: Adapter, manifest: dict) -> dict:
+    kind = adapter.kind
+    return _custom(api).create_namespaced_custom_object(kind.group, kind.version, manifest["metadata"]["namespace"],
+                                                        kind.plural, manifest, _request_timeout=REQUEST_TIMEOUT)
+
+
+def delete(api: k8s.ApiClient, adapter: Adapter, namespace: str, name: str) -> None:
+    kind = adapter.kind
+    _custom(api).delete_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name,
+                                                 _request_timeout=REQUEST_TIMEOUT)
+
+
+def update_spec(api: k8s.ApiClient, adapter: Adapter, namespace: str, name: str, spec: dict) -> None:
+    kind = adapter.kind
+    _custom(api).patch_namespaced_custom_object(kind.group, kind.version, namespace, kind.plural, name,
+                                                {"spec": spec}, _request_timeout=REQUEST_TIMEOUT)
+
+
+@dataclass(frozen=True)
+class Platform:
+    """Where to look for the usual causes of a sync that does not happen."""
+
+    vault_address: str
+    operator_namespace: str
+    operator_deployment: str
+
+
+def causes(api: k8s.ApiClient, adapter: Adapter, platform: Platform, namespace: str, name: str) -> list[str]:
+    """What stands in the way of a sync, as far as the cluster and Vault say: a sealed or silent
+    Vault, an operator without a ready replica, a store that cannot log in, and the operator's
+    own warnings about the object. Each line names its source."""
+    out = []
+    seal = vault.seal_status(platform.vault_address)
+    if seal.error or seal.sealed or not seal.initialized:
+        out.append(f"Vault is not serving: {seal}")
+    deployment = read_deployment(api, platform.operator_namespace, platform.operator_deployment)
+    health = operator_health(deployment, platform.operator_namespace, platform.operator_deployment)
+    if not health.running:
+        out.append(f"the operator is not running: {health}")
+    if isinstance(adapter, ExternalSecrets):
+        store = read_object(api, adapter.store_kind, None, adapter.store)
+        if store is None:
+            out.append(f"ClusterSecretStore {adapter.store} does not exist (components.vault_secrets.store)")
+        else:
+            state = adapter.store_state(store)
+            if state.ready is not True:
+                out.append(f"the store cannot reach Vault: {state}")
+    obj = read_object(api, adapter.kind, namespace, name)
+    if obj is not None:
+        state = adapter.state(obj)
+        if state.error:
+            out.append(f"the operator reports: {state}")
+        out += [f"operator event: {w}" for w in warnings(api, namespace, name, adapter.kind.kind)]
+    return out
+
+
+@dataclass(frozen=True)
+class Consumed:
+    """What a pod sees of a synced key, as digests: through its environment and through a file."""
+
+    pod: str
+    env: SecretDigest | None
+    file: SecretDigest | None
+    errors: str = ""
+
+
+def consumer_pod(manifest: dict, secret: str, key: str, env: str, mount: str) -> dict:
+    """`manifest` (a probe pod) given the Secret's `key` as the variable `env` and the Secret as
+    files under `mount`."""
+    spec = manifest["spec"]
+    container = spec["containers"][0]
+    container.setdefault("env", []).append(
+        {"name": env, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    container.setdefault("volumeMounts", []).append({"name": "synced", "mountPath": mount, "readOnly": True})
+    spec.setdefault("volumes", []).append({"name": "synced", "secret": {"secretName": secret}})
+    return manifest
+
+
+def consumed(api: k8s.ApiClient, namespace: str, pod: str, env: str, path: str) -> Consumed:
+    """Read the variable and the file inside the pod and keep only their digests."""
+    seen_env = exec_in(api, namespace, pod, ["printenv", env])
+    seen_file = exec_in(api, namespace, pod, ["cat", path])
+    errors = "; ".join(f"{' '.join(r.argv)} exited {r.exit_code}: {redact_text(r.stderr.strip())}"
+                       for r in (seen_env, seen_file) if r.exit_code != 0)
+    return Consumed(pod, digest(seen_env.stdout.removesuffix("\n")) if seen_env.exit_code == 0 else None,
+                    digest(seen_file.stdout) if seen_file.exit_code == 0 else None, errors)
