@@ -20,14 +20,9 @@ from conformance.pods import start_pod
 from conformance.probes import secret_sync as sync
 from conformance.probes.workloads import render
 from conformance.waiting import WaitTimeout, wait_for
-from fixtures.secrets import vault_address
+from fixtures.secrets import platform
 
 SYNCED = "synced"
-
-
-def _platform(profile) -> sync.Platform:
-    section = profile.components.vault_secrets
-    return sync.Platform(vault_address(profile), section.namespace, section.deployment)
 
 
 def _value() -> str:
@@ -60,7 +55,7 @@ def _await(kube, adapter, profile, namespace: str, name: str, what: str, until, 
 
 
 def _why(kube, adapter, profile, namespace: str, name: str) -> str:
-    found = sync.causes(kube, adapter, _platform(profile), namespace, name)
+    found = sync.causes(kube, adapter, platform(profile), [namespace])
     return "what stands in the way:\n" + "\n".join(f"  - {c}" for c in found) if found else \
         "nothing found in the way (Vault serves, the operator runs, no warning about the object)"
 

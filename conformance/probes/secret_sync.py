@@ -354,14 +354,17 @@ class Platform:
     operator_deployment: str
 
 
-def causes(api: k8s.ApiClient, adapter: Adapter, platform: Platform, namespace: str, name: str) -> list[str]:
+def causes(api: k8s.ApiClient, adapter: Adapter | None, platform: Platform,
+           namespaces: Iterable[str] = ()) -> list[str]:
     """What stands in the way of a sync, as far as the cluster and Vault say: a sealed or silent
     Vault, an operator without a ready replica, a store that cannot log in, and the operator's
-    own warnings about the object. Each line names its source."""
+    own reports and warnings about the sync objects in `namespaces`. Each line names its source."""
     out = []
     seal = vault.seal_status(platform.vault_address)
     if seal.error or seal.sealed or not seal.initialized:
         out.append(f"Vault is not serving: {seal}")
+    if adapter is None:
+        return out
     deployment = read_deployment(api, platform.operator_namespace, platform.operator_deployment)
     health = operator_health(deployment, platform.operator_namespace, platform.operator_deployment)
     if not health.running:
@@ -374,12 +377,19 @@ def causes(api: k8s.ApiClient, adapter: Adapter, platform: Platform, namespace: 
             state = adapter.store_state(store)
             if state.ready is not True:
                 out.append(f"the store cannot reach Vault: {state}")
-    obj = read_object(api, adapter.kind, namespace, name)
-    if obj is not None:
-        state = adapter.state(obj)
-        if state.error:
-            out.append(f"the operator reports: {state}")
-        out += [f"operator event: {w}" for w in warnings(api, namespace, name, adapter.kind.kind)]
+    for ns in namespaces:
+        kind = adapter.kind
+        try:
+            objects = _custom(api).list_namespaced_custom_object(kind.group, kind.version, ns, kind.plural,
+                                                                 _request_timeout=REQUEST_TIMEOUT).get("items") or []
+        except ApiException:
+            continue
+        for obj in objects:
+            state = adapter.state(obj)
+            if state.error:
+                out.append(f"the operator reports: {state}")
+            out += [f"operator event about {kind.kind} {ns}/{state.name}: {w}"
+                    for w in warnings(api, ns, state.name, kind.kind)]
     return out
 
 
