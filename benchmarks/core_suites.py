@@ -24,8 +24,14 @@ LIMIT_S = 900
 
 
 def main(extra: list[str]) -> int:
+    run("core suites", SUITES, extra)
+    return 0
+
+
+def run(label: str, suites: list[str], extra: list[str]) -> None:
+    """Run `suites` once as the full identity; print the wall time, verdict and measurements."""
     with tempfile.TemporaryDirectory(prefix="pcf-bench-") as tmp:
-        argv = [sys.executable, "-m", "pytest", *SUITES, "--profile=local",
+        argv = [sys.executable, "-m", "pytest", *suites, "--profile=local",
                 "--mode=full", f"--kubeconfig={KUBECONFIG}", f"--reports={tmp}", "-q", "-p", "no:cacheprovider",
                 *extra]
         t0 = time.monotonic()
@@ -33,12 +39,11 @@ def main(extra: list[str]) -> int:
         wall = time.monotonic() - t0
         summary = json.loads((Path(tmp) / "summary.json").read_text())
     counts = ", ".join(f"{n} {k}" for k, n in summary["counts"].items() if n)
-    print(f"core suites: {wall:.1f} s wall, exit {proc.returncode}, {summary['verdict']['word']} ({counts})")
+    print(f"{label}: {wall:.1f} s wall, exit {proc.returncode}, {summary['verdict']['word']} ({counts})")
     for result in summary["promises"]:
         for m in result["measurements"]:
             budget = f" (budget {m['budget']:g} {m['unit']})" if m["budget"] is not None else ""
             print(f"  {m['name']:28} {m['value']:10.3f} {m['unit']}{budget}")
-    return 0
 
 
 if __name__ == "__main__":
