@@ -6,7 +6,8 @@ the harness keeps, the operator's role revoked, the operator scaled to zero, a p
 denies the run prefix added to the operator's role), runs the covering promises as a user would
 under the full-run lease, and reads the JSON summary: each promise failed by its own check and
 its diagnosis names the cause. The component is restored in `finally`, and the test waits until
-the tier serves again. Skipped when the secrets tier is not installed on this machine.
+the tier serves again. Skipped when the secrets tier is not installed on this machine
+(tests/tiers.py).
 """
 from __future__ import annotations
 
@@ -22,33 +23,16 @@ from conformance.outside_vault import VaultKV
 from conformance.run import CleanupStack, RunIdentity, now
 from tests.integration.core_runs import run_suites
 from tests.integration.test_core_breakage import held  # noqa: F401 - the full-run lease fixture
-from tests.tinysuite import derived_profile
+from tiers import needs
+from tinysuite import derived_profile
 
-pytestmark = pytest.mark.serial
+pytestmark = [pytest.mark.serial, needs("openbao", "external-secrets")]
 
 ESO_NS = ESO = "external-secrets"
 SCALE = 0.25
 RECOVER_S = 180
 SYNC = "vault-secrets/sync/values-within-budget"
 UNSEALED = "vault/seal/every-replica-unsealed"
-
-
-def _installed() -> str | None:
-    """Why the secrets tier cannot be judged here, or None when it is installed."""
-    try:
-        if not openbao.KEYS.is_file():
-            return f"OpenBao's keys ({openbao.KEYS}) are missing: the secrets tier is not installed"
-        openbao.status()
-    except (OSError, httpx.HTTPError) as exc:
-        return f"OpenBao does not answer at {openbao.ADDRESS} ({exc}): the secrets tier is not running"
-    return None
-
-
-@pytest.fixture(scope="module", autouse=True)
-def tier():
-    why = _installed()
-    if why:
-        pytest.skip(why)
 
 
 @pytest.fixture
