@@ -58,10 +58,12 @@ class Role:
     policy: str  # HCL
 
 
-# The operator (External Secrets) reads the whole mount, as production's operator does.
+# The operator (External Secrets) reads the whole mount, as production's operator does, and
+# looks its own token up (how it checks its store's credentials). Tokens carry no default policy.
 OPERATOR = Role("external-secrets", "external-secrets", "external-secrets", f"""
 path "{KV_MOUNT}/data/*" {{ capabilities = ["read"] }}
 path "{KV_MOUNT}/metadata/*" {{ capabilities = ["read", "list"] }}
+path "auth/token/lookup-self" {{ capabilities = ["read"] }}
 """)
 # The suite writes only below its prefix (write_allowlist.outside.vault.prefix of the profile).
 SUITE_PREFIX = "platform-conformance/"

@@ -32,4 +32,5 @@ def test_the_suite_role_reaches_only_its_prefix():
 
 def test_the_operator_role_reads_and_never_writes():
     assert "create" not in openbao.OPERATOR.policy and "update" not in openbao.OPERATOR.policy
+    assert '"auth/token/lookup-self" { capabilities = ["read"] }' in openbao.OPERATOR.policy
     assert (openbao.OPERATOR.namespace, openbao.OPERATOR.service_account) == ("external-secrets", "external-secrets")
