@@ -40,7 +40,7 @@ def _pids(marks: tuple[str, ...]) -> list[str]:
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         argv = _cmdline(pid)
-        if argv and argv[0].endswith(marks[0]) and marks[1] in argv:
+        if argv and argv[0].endswith(marks[0]) and any(a.startswith(marks[1]) for a in argv):
             found.append(pid)
     return found
 
