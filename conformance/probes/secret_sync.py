@@ -416,10 +416,11 @@ def consumer_pod(manifest: dict, secret: str, key: str, env: str, mount: str) ->
 
 
 def consumed(api: k8s.ApiClient, namespace: str, pod: str, env: str, path: str) -> Consumed:
-    """Read the variable and the file inside the pod and keep only their digests."""
-    seen_env = exec_in(api, namespace, pod, ["printenv", env])
-    seen_file = exec_in(api, namespace, pod, ["cat", path])
+    """Read the variable and the file (one line) inside the pod with the shell's builtins alone,
+    and keep only their digests."""
+    seen_env = exec_in(api, namespace, pod, ["/bin/sh", "-c", f'printf %s "${{{env}}}"'])
+    seen_file = exec_in(api, namespace, pod, ["/bin/sh", "-c", 'IFS= read -r x < "$0"; printf %s "$x"', path])
     errors = "; ".join(f"{' '.join(r.argv)} exited {r.exit_code}: {redact_text(r.stderr.strip())}"
                        for r in (seen_env, seen_file) if r.exit_code != 0)
-    return Consumed(pod, digest(seen_env.stdout.removesuffix("\n")) if seen_env.exit_code == 0 else None,
+    return Consumed(pod, digest(seen_env.stdout) if seen_env.exit_code == 0 else None,
                     digest(seen_file.stdout) if seen_file.exit_code == 0 else None, errors)
