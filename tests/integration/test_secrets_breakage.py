@@ -17,7 +17,7 @@ import httpx
 import pytest
 from kubernetes import client as k8s
 
-from conformance import outside, profile as profiles, sweep, waiting
+from conformance import outside, profile as profiles, run as runs, sweep, waiting
 from conformance.cluster import openbao
 from conformance.outside_vault import VaultKV
 from conformance.run import CleanupStack, RunIdentity, now
@@ -56,7 +56,10 @@ def _judge(held, claimed, tmp_path, tests, keyword, *sets: str):  # noqa: F811 -
                           extra=(f"--timeout-scale={SCALE}", f"--run-id={held.run.run_id}",
                                  *(f"--set={s}" for s in sets)))
     finally:
-        held.acquire()
+        # The run released the lease it shared; take it back (another run may have slipped in)
+        # and hold it until the component is restored.
+        waiting.wait_for("the full-run lease back", held.acquire, until=lambda _: True, timeout=600.0,
+                         interval=2.0, retry_on=(runs.LeaseHeld,))
 
 
 def _cites(run, promise: str, cause: str) -> None:
