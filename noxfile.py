@@ -26,8 +26,8 @@ def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
 
 
-def _cluster_up(session: nox.Session) -> None:
-    session.run("python", "-m", "conformance.cluster", "up")
+def _cluster_up(session: nox.Session, *args: str) -> None:
+    session.run("python", "-m", "conformance.cluster", "up", *args)
 
 
 def _stack(session: nox.Session, *args: str) -> None:
@@ -36,9 +36,10 @@ def _stack(session: nox.Session, *args: str) -> None:
 
 @nox.session(name="cluster")
 def cluster(session: nox.Session) -> None:
-    """Bring up the local cluster (real kube-apiserver, kubelet, containerd, ...); idempotent."""
+    """Bring up the local cluster (real kube-apiserver, kubelet, containerd, ...); idempotent.
+    -- --runtime=cri-o runs production's runtime instead of containerd."""
     _install(session)
-    _cluster_up(session)
+    _cluster_up(session, *session.posargs)
 
 
 @nox.session(name="cluster-down")

@@ -13,13 +13,13 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
-from conformance.cluster import build, components, host, network, paths, pki, stack_images
+from conformance.cluster import build, components, crio, host, network, paths, pki, stack_images
 from conformance.cluster.errors import HarnessError
 from conformance.manifests import apply_paths
 from conformance.waiting import WaitTimeout, wait_for
 
 SUPERVISOR_STOP_S = 90
-UP_LIMITS_S = {"etcd": 60, "kube-apiserver": 120, "containerd": 60, "node-ready": 180}
+UP_LIMITS_S = {"etcd": 60, "kube-apiserver": 120, "runtime": 60, "node-ready": 180}
 
 
 def _supervisor_pid(pid_file: Path = paths.SUPERVISOR_PID) -> int | None:
@@ -145,28 +145,43 @@ def _healthy() -> bool:
         return False
 
 
-def up(log=print) -> None:
-    """Bring the cluster up, building what is missing; a no-op when it is up and healthy."""
+def up(log=print, runtime: str | None = None) -> None:
+    """Bring the cluster up, building what is missing; a no-op when it is up and healthy (and
+    runs the runtime asked for). `runtime`: containerd or cri-o; default: the one running, else
+    $PCF_RUNTIME, else containerd."""
     if os.geteuid() != 0:
         raise HarnessError("the local cluster needs root", fix="run as root (the CI machines are)")
+    if runtime is not None and runtime not in paths.RUNTIMES:
+        raise HarnessError(f"--runtime={runtime}: not a runtime the local cluster runs",
+                           fix=f"use one of: {', '.join(paths.RUNTIMES)}")
     if _supervisor_pid() is not None:
-        if _healthy():
-            log("the local cluster is already up and healthy")
+        if _healthy() and runtime in (None, paths.runtime()):
+            log(f"the local cluster is already up and healthy (runtime {paths.runtime()})")
             return
+        if _healthy():
+            log(f"the running cluster uses {paths.runtime()}: taking it down to start it with {runtime}")
+            down(log)
         log("an earlier cluster is running but not healthy: taking it down first")
         down(log)
     elif paths.STATE.exists():
         log("found the remains of a stopped earlier cluster: removing them first")
         down(log)
+    runtime = runtime or os.environ.get("PCF_RUNTIME") or "containerd"
+    if runtime not in paths.RUNTIMES:
+        raise HarnessError(f"PCF_RUNTIME={runtime}: not a runtime the local cluster runs",
+                           fix=f"use one of: {', '.join(paths.RUNTIMES)}")
     host.check_disk(paths.CACHE, paths.STATE)
-    host.ensure_packages(log)
+    host.ensure_packages(log, extra=crio.PACKAGES if runtime == "cri-o" else None)
     host.check_ports(components.PORTS)
     t0 = time.monotonic()
     progs = build.build_all(log=log)
+    if runtime == "cri-o":
+        progs = build.build_all(["cri-o"], log=log)
     log(f"programs ready in {time.monotonic() - t0:.0f} s")
     archives = stack_images.build_all(progs, log=log)
 
     paths.STATE.mkdir(parents=True, exist_ok=True)
+    paths.RUNTIME_FILE.write_text(runtime)
     paths.HOLD.mkdir(parents=True, exist_ok=True)
     (paths.STATE / "baseline.json").write_text(json.dumps(asdict(network.ruleset())))
     sysctls = network.up()
@@ -176,12 +191,13 @@ def up(log=print) -> None:
         pki.write_kubeconfig(identity, components.API_SERVER)
     components.cni_config()
     spec = {"hold_dir": str(paths.HOLD), "status": str(paths.STATE / "status.json"),
-            "components": components.specs(progs)}
+            "components": components.specs(progs, runtime)}
     paths.SUPERVISOR_SPEC.write_text(json.dumps(spec, indent=1))
     _start_supervisor()
     _until("etcd to answer /health", lambda: urllib.request.urlopen(
         f"{components.ETCD_CLIENT}/health", timeout=3).status == 200, UP_LIMITS_S["etcd"], paths.LOGS / "etcd.log")
-    _until("containerd's socket", paths.CONTAINERD_SOCK.exists, UP_LIMITS_S["containerd"], paths.LOGS / "containerd.log")
+    _until(f"{runtime}'s socket", paths.runtime_socket(runtime).exists, UP_LIMITS_S["runtime"],
+           paths.LOGS / f"{components.runtime_spec(progs, runtime)['name']}.log")
     stack_images.load_all(progs, archives, log=log)
     for service in components.SERVICES:
         _until(f"host service {service.NAME} to be ready", service.ready, service.READY_S,
@@ -190,7 +206,8 @@ def up(log=print) -> None:
            paths.LOGS / "kube-apiserver.log")
     apply_paths([paths.MANIFESTS / "local-cluster"], kubeconfig=paths.kubeconfig("admin"))
     _until(f"node {network.NODE_NAME} to be Ready", _node_ready, UP_LIMITS_S["node-ready"], paths.LOGS / "kubelet.log")
-    log(f"the local cluster is up in {time.monotonic() - t0:.0f} s; admin kubeconfig: {paths.kubeconfig('admin')}")
+    log(f"the local cluster is up in {time.monotonic() - t0:.0f} s (runtime {runtime}); "
+        f"admin kubeconfig: {paths.kubeconfig('admin')}")
 
 
 def hold(component: str, held: bool) -> None:

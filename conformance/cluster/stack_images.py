@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.cluster import paths, probe_image
+from conformance.cluster import crio, paths, probe_image
 from conformance.cluster.build import Program, load_stack
 from conformance.cluster.images import (File, Symlink, ImageConfig, ImageSpec, binary_with_libraries, build_image,
                                         import_image, list_images, read_oci_archive)
@@ -53,7 +53,14 @@ def build_all(progs: dict[str, Program], log=print, tiers: tuple[str, ...] = ("c
 
 
 def load_all(progs: dict[str, Program], archives: list[Path], log=print) -> None:
-    """Import each archive whose names the runtime does not already hold at the same digest."""
+    """Import each archive whose names the node's runtime does not already hold at the same
+    digest: one loader for both runtimes (containerd's ctr, or skopeo into CRI-O's storage)."""
+    if paths.runtime() == "cri-o":
+        for archive in archives:
+            info = read_oci_archive(archive)
+            if crio.load(archive, info.names, info.manifest_digest):
+                log(f"loaded {', '.join(info.names)}")
+        return
     ctr = progs["containerd"].binary("ctr")
     address = str(paths.CONTAINERD_SOCK)
     held = list_images(ctr, address)

@@ -59,7 +59,7 @@ class SuiteRun:
 
 
 def run_suites(tests: list[str], reports: Path, *, mode: str = "full", profile: str | Path = "local",
-               keyword: str | None = None, extra: tuple[str, ...] = ()) -> SuiteRun:
+               keyword: str | None = None, extra: tuple[str, ...] = (), cwd: Path = ROOT) -> SuiteRun:
     """Run `pytest <tests>` as the identity of `mode` and return what its summary says. The
     shipped local profile stands for what this machine installed of it (tests/tiers.py)."""
     if profile == "local":
@@ -72,7 +72,7 @@ def run_suites(tests: list[str], reports: Path, *, mode: str = "full", profile: 
     if keyword:
         argv += ["-k", keyword]
     t0 = time.monotonic()
-    proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=RUN_LIMIT_S)
+    proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=RUN_LIMIT_S)
     wall = time.monotonic() - t0
     summary = json.loads((reports / "summary.json").read_text())
     by_promise: dict[str, list[dict]] = {}

@@ -7,13 +7,18 @@ the verdict line on the terminal and reports/summary.json.
 from __future__ import annotations
 
 import json
+import runpy
+from pathlib import Path
 
 import pytest
 
 from conformance.waiting import wait_for
-from tinysuite import derived_profile
+from tinysuite import derived_profile, project
 
-from core_runs import run_suites
+from core_runs import ROOT, run_suites
+
+CORE_COMPONENTS = ("control_plane", "runtime", "networking", "dns", "cilium")
+CORE_SUITES = ("test_control_plane.py", "test_runtime.py", "test_dns.py", "test_networking.py", "test_cilium.py")
 
 METALLB = {"claimed": True, "namespace": "metallb-system", "pools": ["default-pool"]}
 
@@ -22,10 +27,20 @@ def summary(reports):
     return json.loads((reports / "summary.json").read_text())
 
 
+def core_only_project(root: Path) -> Path:
+    """The suite's own plugins with only the core suites, as if no suite checked MetalLB yet."""
+    plugins = runpy.run_path(str(ROOT / "conftest.py"))["pytest_plugins"]
+    return project(root, {f"suites/{name}": (ROOT / "suites" / name).read_text()
+                          for name in CORE_SUITES}, plugins=tuple(plugins))
+
+
 def test_a_claimed_component_no_suite_covers_ends_incomplete(tmp_path):
-    profile = derived_profile(tmp_path / "with-metallb.yaml", components={"metallb": METALLB})
+    from conformance import profile as profiles
+
+    add_ons = {name: {"claimed": False} for name in profiles.load("local").claimed if name not in CORE_COMPONENTS}
+    profile = derived_profile(tmp_path / "with-metallb.yaml", components={**add_ons, "metallb": METALLB})
     reports = tmp_path / "reports"
-    done = run_suites(["suites"], reports, mode="read-only", profile=profile)
+    done = run_suites(["suites"], reports, mode="read-only", profile=profile, cwd=core_only_project(tmp_path / "p"))
     doc = summary(reports)
     assert done.exit_code == 3, done.output
     assert (doc["verdict"]["word"], doc["verdict"]["exit_code"]) == ("incomplete", 3)

@@ -18,6 +18,7 @@ from kubernetes import client as k8s
 from conformance import stack
 from conformance.cluster import build, paths, stack_images
 from conformance.waiting import wait_for
+from host_state import reinstall_stack
 from tiers import installed_profile
 
 pytestmark = [pytest.mark.lifecycle, pytest.mark.timeout(2400)]
@@ -65,8 +66,7 @@ def previous_coredns(admin_api):
                                       "entrypoint": ["/coredns"]}, {"coredns": PREVIOUS})
     stack_images.load_all(build.programs(), [archive])
     yield PREVIOUS_IMAGE
-    subprocess.run([sys.executable, "-m", "conformance.stack", f"--kubeconfig={paths.kubeconfig('admin')}",
-                    "--tiers=core", "coredns"], cwd=paths.REPO, check=True, timeout=300, capture_output=True)
+    reinstall_stack("core", "coredns")
 
 
 def test_the_gate_passes_a_declared_coredns_upgrade_and_fails_on_a_changed_sentinel(
