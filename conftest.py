@@ -8,6 +8,7 @@ pytest_plugins = [
     "fixtures.namespaces",
     "fixtures.outside",
     "fixtures.certificates",
+    "fixtures.secrets",
     "fixtures.workloads",
     "fixtures.probes",
     "fixtures.edge",

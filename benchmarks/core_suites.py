@@ -24,16 +24,21 @@ LIMIT_S = 900
 
 
 def main(extra: list[str]) -> int:
+    run("core suites", SUITES, extra)
+    return 0
+
+
+def run(label: str, suites: list[str], extra: list[str]) -> None:
+    """Run `suites` once as the full identity; print the wall time, verdict and measurements."""
     with tempfile.TemporaryDirectory(prefix="pcf-bench-") as tmp:
-        argv = [sys.executable, "-m", "pytest", *SUITES, "--profile=local",
+        argv = [sys.executable, "-m", "pytest", *suites, "--profile=local",
                 "--mode=full", f"--kubeconfig={KUBECONFIG}", f"--reports={tmp}", "-q", "-p", "no:cacheprovider",
                 *extra]
         t0 = time.monotonic()
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=LIMIT_S)
         wall = time.monotonic() - t0
         summary = json.loads((Path(tmp) / "summary.json").read_text())
-    print_run("core suites", wall, proc.returncode, summary)
-    return 0
+    print_run(label, wall, proc.returncode, summary)
 
 
 def print_run(label: str, wall: float, exit_code: int, summary: dict, width: int = 28) -> None:

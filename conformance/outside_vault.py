@@ -2,7 +2,9 @@
 
 Names are logical KV paths, `<mount>/<path>` (as a VaultSecret's `spec.path` spells them); the
 adapter maps them to the API's `data/` and `metadata/` paths. Deleting removes the metadata,
-so every version goes. The adapter makes requests only; the write guard is asked by
+so every version goes. An ACL policy a run writes (e.g. one that denies a path, to prove the
+operator's failure) carries the same kind of name, so the guard, the cleanup and the sweeper
+treat it as they treat the run's paths: deleting a name removes a policy of that name too. The adapter makes requests only; the write guard is asked by
 `conformance.outside.OutsideWrites` and by the sweeper before any write reaches it.
 """
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 
 import httpx
 
+from conformance.cluster import openbao
 from conformance.outside import scopes
 from conformance.profile import Profile
 
@@ -69,23 +72,57 @@ class VaultKV:
         return [] if answer is None else list((answer.get("data") or {}).get("keys") or [])
 
     def list_names(self, prefix: str) -> list[str]:
-        """Names directly under the folder `prefix`; a sub-folder is listed as its name (once,
-        also when a key of the same name exists)."""
-        return list(dict.fromkeys(prefix + key.rstrip("/") for key in self.keys(prefix)))
+        """Names directly under the folder `prefix` (a sub-folder is listed as its name, once,
+        also when a key of the same name exists), then the policies whose names start with it."""
+        paths = [prefix + key.rstrip("/") for key in self.keys(prefix)]
+        return list(dict.fromkeys(paths + [p for p in self.policies() if p.startswith(prefix)]))
+
+    def policies(self) -> list[str]:
+        """Every ACL policy name (listing needs a token allowed to, e.g. the sweeper's)."""
+        response = self.client.request("LIST", f"{self.address}/v1/sys/policies/acl")
+        if response.status_code in (403, 404):
+            return []
+        if response.status_code >= 400:
+            raise VaultError("LIST", f"{self.address}/v1/sys/policies/acl", response)
+        return list((response.json().get("data") or {}).get("keys") or [])
+
+    def put_policy(self, name: str, hcl: str) -> None:
+        url = f"{self.address}/v1/sys/policies/acl/{name.strip('/')}"
+        response = self.client.put(url, json={"policy": hcl})
+        if response.status_code >= 400:
+            raise VaultError("PUT", url, response)
 
     def delete(self, name: str) -> None:
-        """Remove `name` with every version, and everything below it when it is a folder."""
+        """Remove `name` with every version, everything below it when it is a folder, and a
+        policy of that name."""
         for key in self.keys(name.rstrip("/") + "/"):
             self.delete(f"{name.rstrip('/')}/{key}")
         self._call("DELETE", "metadata", self._path(name))
+        url = f"{self.address}/v1/sys/policies/acl/{name.strip('/')}"
+        response = self.client.delete(url)
+        if response.status_code >= 400 and response.status_code not in (403, 404):
+            raise VaultError("DELETE", url, response)
+
+
+def local_token(profile: Profile) -> str | None:
+    """On the local cluster, the token its harness keeps for the OpenBao it runs (readable by
+    root alone); None elsewhere."""
+    vault = profile.components.vault
+    if not (vault and vault.server == "openbao" and vault.external_address == openbao.ADDRESS):
+        return None
+    try:
+        return openbao.root_token()
+    except (OSError, KeyError, ValueError):
+        return None
 
 
 def from_profile(profile: Profile) -> VaultKV | None:
     """The sweeper's adapter: Vault's address from $VAULT_ADDR or the profile's external
-    address, the token from $VAULT_TOKEN; None when either is missing or no prefix is allowed."""
+    address, the token from $VAULT_TOKEN (on the local cluster, its harness's token); None when
+    either is missing or no prefix is allowed."""
     vault, scope = profile.components.vault, scopes(profile).get("vault")
     address = os.environ.get("VAULT_ADDR") or (vault.external_address if vault else None)
-    token = os.environ.get("VAULT_TOKEN")
+    token = os.environ.get("VAULT_TOKEN") or local_token(profile)
     if not (scope and address and token):
         return None
     mount = vault.kv_mount if vault and vault.kv_mount else scope.prefix.split("/", 1)[0]

@@ -295,19 +295,56 @@ class ObjectStorage(ComponentClaim):
     s3_endpoint: str | None = _f("the public S3 endpoint, e.g. https://s3.example.org", None, _url)
 
 
+def _duration(value: str) -> str | None:
+    """A Go duration as operators take it, e.g. 30s, 5m, 1h; `0` means never."""
+    return None if re.match(r"^(0|([0-9]+(\.[0-9]+)?(ms|s|m|h))+)$", value) else (
+        f"{value!r} is not a duration like 30s, 5m or 1h (0 for never)")
+
+
 @_schema
 class Vault(ComponentClaim):
-    namespace: str | None = _f("namespace of the Vault server", None)
+    server: Literal["vault", "openbao"] = _f(
+        "which server answers at the address: vault (HashiCorp's) or openbao (its open fork); both "
+        "speak the same HTTP API for KV v2 and Kubernetes auth", "vault")
+    namespace: str | None = _f("namespace of the Vault server; `host` when it runs outside the "
+                               "cluster (the local cluster's OpenBao)", None)
     address: str | None = _f("Vault address from inside the cluster", None, _url)
     external_address: str | None = _f("Vault address from outside", None, _url, optional=True)
     kv_mount: str | None = _f("the KV v2 mount, e.g. kvv2", None)
+    replicas: tuple[str, ...] = _f(
+        "the address of each server replica whose seal status read-only checks ask, e.g. "
+        "[http://vault-0.vault-internal.vault.svc:8200]; empty means the external address (or the "
+        "address) alone", ())
+    ha: bool = _f("true when the servers run in HA mode and one of them must be the active leader", False)
+    raft_peers: int | None = _f("number of Raft voters the HA cluster must have, where claimed; "
+                                "checked through the suite's token", None, optional=True)
+    auth_path: str = _f("the Kubernetes auth mount the suite logs in with", "auth/kubernetes")
+    suite_role: str | None = _f(
+        "the Kubernetes auth role of the suite, whose policy allows only "
+        "write_allowlist.outside.vault.prefix, e.g. platform-conformance", None, optional=True)
+    suite_service_account: str | None = _f(
+        "`namespace/name` of the ServiceAccount the suite logs in as (the runner may request its "
+        "tokens), e.g. pcf-system/platform-conformance-vault", None, optional=True)
 
 
 @_schema
 class VaultSecrets(ComponentClaim):
-    namespace: str | None = _f("namespace of vault-secrets-operator", None)
+    operator: Literal["ricoberger", "external-secrets"] = _f(
+        "the operator that syncs Vault into Secrets: ricoberger (vault-secrets-operator, kind "
+        "VaultSecret) or external-secrets (External Secrets Operator, kind ExternalSecret)",
+        "ricoberger")
+    namespace: str | None = _f("namespace of the operator", None)
+    deployment: str | None = _f("name of the operator's Deployment, e.g. vault-secrets-operator", None)
     auth_path: str | None = _f("Vault auth mount the operator logs in with, e.g. auth/kubernetes", None)
     auth_role: str | None = _f("Vault role of the operator", None)
+    store: str | None = _f("external-secrets only: the ClusterSecretStore sync objects name, e.g. vault",
+                           None, optional=True)
+    refresh_interval: str | None = _f(
+        "external-secrets only: the refreshInterval the platform's ExternalSecrets use, e.g. 15s "
+        "(0 means never re-read)", None, _duration, optional=True)
+    rotation: Literal["claimed", "not-claimed"] = _f(
+        "`claimed` when an update in Vault must reach its Secret on the operator's own schedule; "
+        "`not-claimed` skips the rotation promise", "claimed")
 
 
 @_schema
@@ -344,6 +381,8 @@ class Budgets:
     pvc_bound_s: float = _f("seconds until a PersistentVolumeClaim is Bound", check=_positive)
     certificate_issued_s: float = _f("seconds until a Certificate is Ready", check=_positive)
     secret_synced_s: float = _f("seconds until a VaultSecret's Secret exists", check=_positive)
+    secret_rotated_s: float = _f("seconds until an update in Vault reaches its synced Secret",
+                                 120.0, check=_positive)
     application_synced_s: float = _f("seconds until an Application is Synced and Healthy",
                                      check=_positive)
     min_certificate_days: float = _f("days a served certificate must still be valid", check=_positive)
@@ -531,6 +570,7 @@ def parse(raw: Any, source: str, overrides: typing.Sequence[str] = ()) -> Profil
     ctx.check_claims(profile.components)
     ctx.check_outside(profile.outside)
     ctx.check_outside_writes(profile)
+    ctx.check_operator(profile.components.vault_secrets)
     return dataclasses.replace(profile, source=source)
 
 
@@ -671,6 +711,14 @@ class _Context:
             raise self.error("outside.netns", "missing while outside.origin is netns",
                              "name the network namespace, e.g. pcf-outside, or set origin: runner")
 
+
+    def check_operator(self, section: VaultSecrets | None) -> None:
+        if section and section.claimed and section.operator == "external-secrets":
+            for key, example in (("store", "vault"), ("refresh_interval", "15s")):
+                if getattr(section, key) is None:
+                    path = f"components.vault_secrets.{key}"
+                    raise self.error(path, "missing while the operator is external-secrets",
+                                     f"add `{path}`, e.g. {example}")
 
     def check_outside_writes(self, profile: Profile) -> None:
         vault, writes = profile.components.vault, profile.write_allowlist.outside.vault
