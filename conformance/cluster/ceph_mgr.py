@@ -1,0 +1,24 @@
+"""Ceph's manager as a host-side service; its prometheus module serves the cluster's health.
+
+Ready once the prometheus module answers on the LAN address (ceph.METRICS_URL), which is what
+the read-only Ceph promises read. Leaves behind only its data folder under paths.STATE/ceph.
+"""
+from __future__ import annotations
+
+import sys
+
+from conformance.cluster import ceph, paths
+
+NAME = "ceph-mgr"
+PACKAGES = ceph.PACKAGES
+PORTS = {ceph.METRICS_PORT: "ceph-mgr prometheus module"}
+READY_S = 90
+
+
+def spec() -> dict:
+    return {"name": NAME, "log": str(paths.LOGS / f"{NAME}.log"),
+            "argv": [sys.executable, "-m", "conformance.cluster.ceph", "mgr"]}
+
+
+def ready() -> bool:
+    return ceph.http_ok(ceph.METRICS_URL)
