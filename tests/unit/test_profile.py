@@ -51,7 +51,7 @@ def test_local_profile_states_the_local_cluster_facts():
     assert p.cluster.api_endpoint == "https://192.168.77.2:6443"
     assert p.cluster.nodes == ("pcf-node",)
     assert (p.components.dns.service, p.components.dns.ip, p.components.dns.replicas) == ("kube-dns", "10.96.0.10", 1)
-    assert p.claimed == ("control_plane", "runtime", "networking", "dns")
+    assert p.claimed == ("control_plane", "runtime", "networking", "dns", "storage", "object_storage", "ceph")
     assert (p.outside.origin, p.outside.netns) == ("netns", "pcf-outside")
     assert p.identities.read_only.kubeconfig.endswith("reader.conf")
     assert p.identities.full.kubeconfig.endswith("runner.conf")
