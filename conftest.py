@@ -7,6 +7,7 @@ pytest_plugins = [
     "fixtures.cluster",
     "fixtures.namespaces",
     "fixtures.outside",
+    "fixtures.storage",
     "fixtures.workloads",
     "fixtures.probes",
     "fixtures.diagnostics",
