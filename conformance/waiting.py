@@ -50,6 +50,10 @@ TIMEOUTS: dict[str, Timeout] = {
     "dns_answer": Timeout(30, "CoreDNS picks up a new Service within its cache and sync period"),
     "lb_address": Timeout(180, "above every profile's lb_address_s budget"),
     "pvc_bound": Timeout(300, "above every profile's pvc_bound_s budget; Ceph provisions in seconds"),
+    "volume_expanded": Timeout(180, "the resizer grows the volume, then the kubelet the filesystem "
+                                    "on its next volume sync (about a minute)"),
+    "snapshot_ready": Timeout(300, "a CSI snapshot of a small test volume is cut within seconds; "
+                                   "the snapshot controller's resync adds its period"),
     "certificate_issued": Timeout(600, "ACME issuance through DNS-01 waits for propagation"),
     "secret_synced": Timeout(300, "above every profile's secret_synced_s budget"),
     "application_synced": Timeout(600, "Argo CD's default refresh is every 3 minutes"),
