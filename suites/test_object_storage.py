@@ -27,12 +27,13 @@ def _report(record_measurement, ops) -> None:
 @pytest.mark.object_storage
 @pytest.mark.writes
 @pytest.mark.promise("object-storage/bucket/lifecycle")
-def test_bucket_is_created_listed_and_deleted(profile, bucket, record_measurement):
+def test_bucket_is_created_listed_and_deleted(profile, new_bucket, record_measurement):
     """A user MUST create a bucket, see it in its bucket list, and delete it so it is gone.
 
     The provisioned bucket proves creation; a second bucket of the same user is made, listed
     and deleted here, so deletion is proven on a bucket the user owns.
     """
+    bucket = new_bucket()
     client = bucket.client()
     listed = s3.timed("ListBuckets", "-", lambda: [b["Name"] for b in client.list_buckets()["Buckets"]])
     assert listed.ok and bucket.name in listed.result, f"{listed}: {listed.result}"
@@ -53,11 +54,12 @@ def test_bucket_is_created_listed_and_deleted(profile, bucket, record_measuremen
 @pytest.mark.object_storage
 @pytest.mark.writes
 @pytest.mark.promise("object-storage/object/roundtrip")
-def test_object_put_get_head_delete_keeps_checksum(bucket, record_measurement):
+def test_object_put_get_head_delete_keeps_checksum(new_bucket, record_measurement):
     """An object put with its SHA-256 MUST read back with the same bytes and size, and be gone once deleted.
 
     The server checks the checksum sent with the put; the bytes read back are hashed again here.
     """
+    bucket = new_bucket()
     data = os.urandom(OBJECT_BYTES)
     trip = s3.object_roundtrip(bucket.client(), bucket.name, "roundtrip.bin", data)
     assert [o.op for o in trip.failed] == ["HeadObject(deleted)"], str(trip)
@@ -69,11 +71,12 @@ def test_object_put_get_head_delete_keeps_checksum(bucket, record_measurement):
 @pytest.mark.object_storage
 @pytest.mark.writes
 @pytest.mark.promise("object-storage/object/multipart")
-def test_multipart_upload_reassembles_object(profile, bucket, record_measurement):
+def test_multipart_upload_reassembles_object(profile, new_bucket, record_measurement):
     """A multipart upload of the profile's size MUST complete into one object with the same bytes.
 
     The size is the profile's cap (components.object_storage.multipart_max_mb), in 5 MiB parts.
     """
+    bucket = new_bucket()
     size = profile.components.object_storage.multipart_max_mb
     up = s3.multipart_upload(bucket.client(), bucket.name, "multipart.bin", size)
     assert all(o.ok for o in up.ops), str(up)
@@ -85,8 +88,9 @@ def test_multipart_upload_reassembles_object(profile, bucket, record_measurement
 @pytest.mark.object_storage
 @pytest.mark.writes
 @pytest.mark.promise("object-storage/bucket/list-pagination")
-def test_listing_pages_through_every_object(profile, bucket, record_measurement):
+def test_listing_pages_through_every_object(profile, new_bucket, record_measurement):
     """Listing a bucket page by page MUST return every object exactly once, in key order."""
+    bucket = new_bucket()
     count = profile.components.object_storage.objects_listed
     client = bucket.client()
     keys = [f"list/{i:04d}" for i in range(count)]
@@ -104,8 +108,9 @@ def test_listing_pages_through_every_object(profile, bucket, record_measurement)
 @pytest.mark.object_storage
 @pytest.mark.writes
 @pytest.mark.promise("object-storage/access/presigned-get-from-outside")
-def test_presigned_get_works_from_outside(profile, bucket):
+def test_presigned_get_works_from_outside(profile, new_bucket):
     """A presigned GET URL MUST fetch the object from outside the cluster with no other credentials."""
+    bucket = new_bucket()
     client = bucket.client()
     data = os.urandom(4096)
     put = s3.timed("PutObject", "shared.bin", lambda: client.put_object(Bucket=bucket.name, Key="shared.bin", Body=data))
@@ -119,8 +124,9 @@ def test_presigned_get_works_from_outside(profile, bucket):
 @pytest.mark.object_storage
 @pytest.mark.writes
 @pytest.mark.promise("object-storage/access/anonymous-denied")
-def test_anonymous_requests_are_denied(profile, bucket):
+def test_anonymous_requests_are_denied(profile, new_bucket):
     """A caller without credentials MUST NOT list, read or write a private bucket."""
+    bucket = new_bucket()
     client = bucket.client()
     put = s3.timed("PutObject", "private.bin", lambda: client.put_object(Bucket=bucket.name, Key="private.bin", Body=b"x"))
     assert put.ok, str(put)
@@ -138,11 +144,12 @@ def test_anonymous_requests_are_denied(profile, bucket):
 @pytest.mark.object_storage
 @pytest.mark.writes
 @pytest.mark.promise("object-storage/bucket/removal-takes-user")
-def test_deleting_provisioned_bucket_removes_it_and_its_user(bucket, s3_admin):
+def test_deleting_provisioned_bucket_removes_it_and_its_user(new_bucket, s3_admin):
     """Removing a run's bucket MUST remove the bucket, its objects and the user that owned it.
 
     The same removal the cleanup stack and the sweeper make; it must leave nothing behind.
     """
+    bucket = new_bucket()
     client = bucket.client()
     assert s3.timed("PutObject", "x", lambda: client.put_object(Bucket=bucket.name, Key="x", Body=b"x")).ok
     assert s3_admin.bucket_owner(bucket.name) == bucket.name

@@ -22,7 +22,9 @@ from conformance.waiting import wait_for
 BUSYBOX = "/bin/busybox"
 REQUEST_TIMEOUT = (5, 30)
 DD_TIMEOUT_S = 120
-_DD = re.compile(r"(?P<bytes>\d+) bytes .*copied, (?P<seconds>[\d.]+) seconds")
+# busybox `time` prints "real\t0m 0.51s" (10 ms resolution); its dd prints no rate of its own.
+_TIME = re.compile(r"real\s+(?P<minutes>\d+)m\s*(?P<seconds>[\d.]+)s")
+_RECORDS = re.compile(r"^(?P<full>\d+)\+\d+ records out", re.M)
 
 
 @dataclass(frozen=True)
@@ -137,20 +139,24 @@ class Throughput:
                 + "\n".join(f"{' '.join(r.argv[-1:])}: exit {r.exit_code} {r.stderr.strip()[-300:]}" for r in self.raw))
 
 
-def _rate(result: ExecResult) -> float | None:
-    m = _DD.search(result.stderr + result.stdout)
-    if not m or float(m["seconds"]) <= 0:
+def _rate(result: ExecResult, block_mib: float = 1.0) -> float | None:
+    """MiB/s of one `time dd ... bs=1M`: whole blocks copied over the real time (at least the
+    10 ms `time` can tell)."""
+    text = result.stderr + result.stdout
+    took, records = _TIME.search(text), _RECORDS.search(text)
+    if result.exit_code != 0 or not took or not records:
         return None
-    return int(m["bytes"]) / 2 ** 20 / float(m["seconds"])
+    seconds = max(int(took["minutes"]) * 60 + float(took["seconds"]), 0.01)
+    return int(records["full"]) * block_mib / seconds
 
 
 def throughput(api: k8s.ApiClient, namespace: str, pod: str, size_mib: int, path: str = "/data/throughput") -> Throughput:
     """dd `size_mib` MiB of zeros to `path` with an fsync, then read it back bypassing the page
     cache (O_DIRECT where the filesystem allows it), then remove it."""
     bb = BUSYBOX
-    wrote = run(api, namespace, pod, f"{bb} dd if=/dev/zero of={path} bs=1M count={size_mib} conv=fsync")
-    read = run(api, namespace, pod, f"{bb} dd if={path} of=/dev/null bs=1M iflag=direct 2>&1 || "
-                                    f"{bb} dd if={path} of=/dev/null bs=1M")
+    wrote = run(api, namespace, pod, f"{bb} time {bb} dd if=/dev/zero of={path} bs=1M count={size_mib} conv=fsync")
+    read = run(api, namespace, pod, f"{bb} time {bb} dd if={path} of=/dev/null bs=1M iflag=direct 2>&1 || "
+                                    f"{bb} time {bb} dd if={path} of=/dev/null bs=1M")
     run(api, namespace, pod, f"{bb} rm -f {path}")
     return Throughput(wrote.where, size_mib, _rate(wrote), _rate(read), (wrote, read))
 

@@ -112,9 +112,11 @@ def _exec(stdout: str = "", stderr: str = "", code: int = 0) -> ExecResult:
 
 
 def test_busybox_dd_rates_and_digests_are_read():
-    assert volumes._rate(_exec(stderr="64+0 records in\n64+0 records out\n67108864 bytes (64.0MB) copied, "
-                                      "0.500000 seconds, 128.0MB/s\n")) == pytest.approx(128.0)
-    assert volumes._rate(_exec(stderr="dd: can't open '/x': No such file")) is None
+    # Captured from the probe image's busybox: `time dd` prints records, then the times.
+    out = "64+0 records in\n64+0 records out\nreal\t0m 0.50s\nuser\t0m 0.00s\nsys\t0m 0.04s\n"
+    assert volumes._rate(_exec(stderr=out)) == pytest.approx(128.0)
+    assert volumes._rate(_exec(stderr=out.replace("0m 0.50s", "0m 0.00s"))) == pytest.approx(6400.0)
+    assert volumes._rate(_exec(stderr="dd: can't open '/x': No such file\nreal\t0m 0.00s", code=1)) is None
     sha = "a" * 64
     found = volumes._digest(_exec(f"{sha}  /data/payload\n1048576\n"), "/data/payload")
     assert (found.sha256, found.size) == (sha, 1048576)
