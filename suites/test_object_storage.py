@@ -18,6 +18,13 @@ OBJECT_BYTES = 256 * 1024
 PRESIGN_S = 300
 
 
+def _put(bucket, key: str, body: bytes) -> None:
+    """One object the test needs in place before its check."""
+    put = s3.timed("PutObject", f"{bucket.name}/{key}", lambda: bucket.client().put_object(
+        Bucket=bucket.name, Key=key, Body=body))
+    assert put.ok, str(put)
+
+
 def _report(record_measurement, ops) -> None:
     for op in ops:
         if op.ok:
@@ -113,8 +120,7 @@ def test_presigned_get_works_from_outside(profile, new_bucket):
     bucket = new_bucket()
     client = bucket.client()
     data = os.urandom(4096)
-    put = s3.timed("PutObject", "shared.bin", lambda: client.put_object(Bucket=bucket.name, Key="shared.bin", Body=data))
-    assert put.ok, str(put)
+    _put(bucket, "shared.bin", data)
     url = client.generate_presigned_url("get_object", Params={"Bucket": bucket.name, "Key": "shared.bin"},
                                         ExpiresIn=PRESIGN_S)
     got = s3.fetch_from(profile.outside.origin, profile.outside.netns, url)
@@ -127,9 +133,7 @@ def test_presigned_get_works_from_outside(profile, new_bucket):
 def test_anonymous_requests_are_denied(profile, new_bucket):
     """A caller without credentials MUST NOT list, read or write a private bucket."""
     bucket = new_bucket()
-    client = bucket.client()
-    put = s3.timed("PutObject", "private.bin", lambda: client.put_object(Bucket=bucket.name, Key="private.bin", Body=b"x"))
-    assert put.ok, str(put)
+    _put(bucket, "private.bin", b"x")
     spec = profile.components.object_storage
     anonymous = s3.client(spec.s3_endpoint, "", None, spec.region)
     tries = (s3.timed("ListObjectsV2 (anonymous)", bucket.name, lambda: anonymous.list_objects_v2(Bucket=bucket.name)),
@@ -151,7 +155,7 @@ def test_deleting_provisioned_bucket_removes_it_and_its_user(new_bucket, s3_admi
     """
     bucket = new_bucket()
     client = bucket.client()
-    assert s3.timed("PutObject", "x", lambda: client.put_object(Bucket=bucket.name, Key="x", Body=b"x")).ok
+    _put(bucket, "x", b"x")
     assert s3_admin.bucket_owner(bucket.name) == bucket.name
     s3_admin.delete(bucket.name)
     left = s3_admin.list_names(bucket.name)

@@ -202,6 +202,12 @@ def ensure_admin() -> dict:
     return creds
 
 
+def supervised(name: str, daemon: str) -> dict:
+    """The supervisor's entry for one daemon: this module sets it up, then becomes it."""
+    return {"name": name, "log": str(paths.LOGS / f"{name}.log"),
+            "argv": [sys.executable, "-m", "conformance.cluster.ceph", daemon]}
+
+
 def http_ok(url: str, timeout: float = 3) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=timeout) as resp:

@@ -5,9 +5,7 @@ the read-only Ceph promises read. Leaves behind only its data folder under paths
 """
 from __future__ import annotations
 
-import sys
-
-from conformance.cluster import ceph, paths
+from conformance.cluster import ceph
 
 NAME = "ceph-mgr"
 PACKAGES = ceph.PACKAGES
@@ -16,8 +14,7 @@ READY_S = 90
 
 
 def spec() -> dict:
-    return {"name": NAME, "log": str(paths.LOGS / f"{NAME}.log"),
-            "argv": [sys.executable, "-m", "conformance.cluster.ceph", "mgr"]}
+    return ceph.supervised(NAME, "mgr")
 
 
 def ready() -> bool:

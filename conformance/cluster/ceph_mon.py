@@ -5,9 +5,7 @@ paths.STATE/ceph.
 """
 from __future__ import annotations
 
-import sys
-
-from conformance.cluster import ceph, paths
+from conformance.cluster import ceph
 
 NAME = "ceph-mon"
 PACKAGES = ceph.PACKAGES
@@ -16,8 +14,7 @@ READY_S = 60
 
 
 def spec() -> dict:
-    return {"name": NAME, "log": str(paths.LOGS / f"{NAME}.log"),
-            "argv": [sys.executable, "-m", "conformance.cluster.ceph", "mon"]}
+    return ceph.supervised(NAME, "mon")
 
 
 def ready() -> bool:

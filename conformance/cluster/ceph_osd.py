@@ -6,9 +6,8 @@ block file) under paths.STATE/ceph.
 from __future__ import annotations
 
 import json
-import sys
 
-from conformance.cluster import ceph, paths
+from conformance.cluster import ceph
 
 NAME = "ceph-osd"
 PACKAGES = ceph.PACKAGES
@@ -17,8 +16,7 @@ READY_S = 120
 
 
 def spec() -> dict:
-    return {"name": NAME, "log": str(paths.LOGS / f"{NAME}.log"),
-            "argv": [sys.executable, "-m", "conformance.cluster.ceph", "osd"]}
+    return ceph.supervised(NAME, "osd")
 
 
 def ready() -> bool:

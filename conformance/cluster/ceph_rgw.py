@@ -7,9 +7,7 @@ in the cluster and its files under paths.STATE/ceph.
 """
 from __future__ import annotations
 
-import sys
-
-from conformance.cluster import ceph, paths
+from conformance.cluster import ceph
 
 NAME = "radosgw"
 PACKAGES = ceph.PACKAGES
@@ -18,8 +16,7 @@ READY_S = 120
 
 
 def spec() -> dict:
-    return {"name": NAME, "log": str(paths.LOGS / f"{NAME}.log"),
-            "argv": [sys.executable, "-m", "conformance.cluster.ceph", "rgw"]}
+    return ceph.supervised(NAME, "rgw")
 
 
 def ready() -> bool:

@@ -15,7 +15,6 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -27,8 +26,9 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from conformance.probes import outside
+
 CONNECT_S, READ_S = 5, 60
-NETNS_MARGIN_S = 10  # python start-up inside the namespace, on top of the request's own limit
 PART_MB = 5  # S3's smallest part but the last
 
 
@@ -229,19 +229,12 @@ def fetch_from(origin: str, netns: str | None, url: str, timeout_s: float = 10.0
     if origin == "runner":
         return fetch(url, timeout_s)
     where = f"netns {netns}"
-    argv = ["ip", "netns", "exec", str(netns), sys.executable, "-m", "conformance.probes.s3",
-            "--get", url, "--timeout", str(timeout_s), "--where", where]
-    t0 = time.monotonic()
+    found, error, elapsed_ms = outside.in_netns(str(netns), "conformance.probes.s3",
+                                                ["--get", url, "--timeout", str(timeout_s), "--where", where], timeout_s)
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + NETNS_MARGIN_S)
-    except subprocess.TimeoutExpired:
-        return Fetch(url, where, None, None, None, "", f"the client in {where} did not finish within "
-                     f"{timeout_s + NETNS_MARGIN_S:g} s", (time.monotonic() - t0) * 1000)
-    try:
-        return Fetch(**json.loads(proc.stdout.strip().splitlines()[-1]))
-    except (IndexError, ValueError, TypeError):
-        return Fetch(url, where, None, None, None, "", f"the client in {where} failed (exit {proc.returncode}): "
-                     f"{(proc.stderr or proc.stdout).strip()[-300:]}", (time.monotonic() - t0) * 1000)
+        return Fetch(**found) if found is not None else Fetch(url, where, None, None, None, "", error, elapsed_ms)
+    except TypeError:
+        return Fetch(url, where, None, None, None, "", f"the client in {where} printed {found!r}", elapsed_ms)
 
 
 def main(argv: list[str] | None = None) -> int:
