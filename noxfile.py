@@ -26,19 +26,20 @@ def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
 
 
-def _cluster_up(session: nox.Session) -> None:
-    session.run("python", "-m", "conformance.cluster", "up")
+def _cluster_up(session: nox.Session, *args: str) -> None:
+    session.run("python", "-m", "conformance.cluster", "up", *args)
 
 
-def _stack(session: nox.Session) -> None:
-    session.run("python", "-m", "conformance.stack", "--kubeconfig", ADMIN)
+def _stack(session: nox.Session, *args: str) -> None:
+    session.run("python", "-m", "conformance.stack", "--kubeconfig", ADMIN, *args)
 
 
 @nox.session(name="cluster")
 def cluster(session: nox.Session) -> None:
-    """Bring up the local cluster (real kube-apiserver, kubelet, containerd, ...); idempotent."""
+    """Bring up the local cluster (real kube-apiserver, kubelet, containerd, ...); idempotent.
+    -- --runtime=cri-o runs production's runtime instead of containerd."""
     _install(session)
-    _cluster_up(session)
+    _cluster_up(session, *session.posargs)
 
 
 @nox.session(name="cluster-down")
@@ -50,9 +51,10 @@ def cluster_down(session: nox.Session) -> None:
 
 @nox.session(name="stack")
 def stack(session: nox.Session) -> None:
-    """Install the pinned stack (manifests/stack.yaml) on the local cluster; idempotent."""
+    """Install the pinned stack (manifests/stack.yaml) on the local cluster; idempotent.
+    -- --tiers=all|cached|core,edge,... [component ...] (default: every tier)."""
     _install(session)
-    _stack(session)
+    _stack(session, *session.posargs)
 
 
 @nox.session(name="conformance")
@@ -60,7 +62,7 @@ def conformance(session: nox.Session) -> None:
     """Cluster + stack + every conformance suite on the local cluster (the main job)."""
     _install(session)
     _cluster_up(session)
-    _stack(session)
+    _stack(session, "--tiers=all")
     session.run("pytest", "suites", "--profile=local", f"--kubeconfig={RUNNER}",
                 "--junitxml=reports/junit.xml", "--alluredir=reports/allure-results", "--clean-alluredir",
                 *session.posargs)
@@ -69,11 +71,13 @@ def conformance(session: nox.Session) -> None:
 @nox.session(name="tests")
 def tests(session: nox.Session) -> None:
     """The project's own tests: the local cluster first (so nothing skips for want of a build),
-    then unit tests and checks, integration tests, and last the lifecycle tests."""
+    then unit tests and checks, integration tests, and last the lifecycle tests. The core tier
+    always runs, built cold if need be; a heavier tier runs when its builds are cached on this
+    machine (`nox -s stack` builds them), and the stack install prints which ran and which not."""
     _install(session)
     session.run("python", "-m", "conformance.cluster", "packages", "--test-tools")
     _cluster_up(session)
-    _stack(session)
+    _stack(session, f"--tiers={os.environ.get('PCF_TIERS', 'cached')}")
     session.run("pytest", "tests/unit", "-q")
     session.run("python", "-m", "conformance.promises", "--check")
     session.run("lint-imports")
@@ -89,6 +93,31 @@ def publish_images(session: nox.Session) -> None:
     registry: -- --registry=HOST[:PORT][/PREFIX] [--dest-tls-verify=false] [--authfile=F] [--list-images]."""
     _install(session)
     session.run("python", "-m", "conformance.cluster", "publish", *session.posargs)
+
+
+def _gate(session: nox.Session, step: str) -> None:
+    _install(session)
+    session.run("python", "-m", "conformance.gate", step, *session.posargs)
+
+
+@nox.session(name="gate-before")
+def gate_before(session: nox.Session) -> None:
+    """Upgrade gate, before: run the suites, snapshot the platform, write sentinels
+    (-- --dir gate --profile P --kubeconfig K [-- pytest args])."""
+    _gate(session, "before")
+
+
+@nox.session(name="gate-after")
+def gate_after(session: nox.Session) -> None:
+    """Upgrade gate, after: check the sentinels, run the suites, diff snapshots and promises,
+    one verdict (-- --dir gate [--expect changes.yaml] [-- pytest args])."""
+    _gate(session, "after")
+
+
+@nox.session(name="gate-clean")
+def gate_clean(session: nox.Session) -> None:
+    """Remove an open gate's sentinels (-- --dir gate)."""
+    _gate(session, "clean")
 
 
 @nox.session(name="sweep")
@@ -108,9 +137,13 @@ def promises(session: nox.Session) -> None:
 
 @nox.session(name="report")
 def report(session: nox.Session) -> None:
-    """Render reports/allure-results as one HTML file that opens from disk (Allure 3, offline)."""
+    """Render reports/allure-results as one HTML file that opens from disk (Allure 3, offline);
+    -- --history DIR renders the history page of the runs kept there instead."""
     _install(session)
-    session.run("python", "-m", "conformance.report", *session.posargs)
+    if session.posargs[:1] == ["--history"]:
+        session.run("python", "-m", "conformance.history", *session.posargs[1:])
+    else:
+        session.run("python", "-m", "conformance.report", *session.posargs)
 
 
 @nox.session(name="bench")

@@ -11,7 +11,9 @@ from conformance.cluster.errors import HarnessError
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.cluster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("up", help="bring the local cluster up (builds what is missing; idempotent)")
+    up = sub.add_parser("up", help="bring the local cluster up (builds what is missing; idempotent)")
+    up.add_argument("--runtime", choices=("containerd", "cri-o"), default=None,
+                    help="the node's container runtime (default: the running one, else $PCF_RUNTIME, else containerd)")
     sub.add_parser("down", help="stop and remove everything the cluster started or created")
     sub.add_parser("status", help="print each component's pid, restarts and hold state")
     sub.add_parser("build", help="build the pinned programs and images into the cache")
@@ -35,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         if args.command == "up":
-            local.up()
+            local.up(runtime=args.runtime)
         elif args.command == "down":
             local.down()
         elif args.command == "status":

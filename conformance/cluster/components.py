@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from conformance.cluster import network as net
-from conformance.cluster import outside_web, paths, pki, registry
+from conformance.cluster import crio, outside_web, paths, pki, registry
 from conformance.cluster.build import Program
 
 API_PORT = 6443
@@ -98,7 +98,7 @@ def cni_config() -> Path:
     return _write(paths.CNI_CONF / "10-pcf.conflist", json.dumps(conf, indent=2))
 
 
-def kubelet_config() -> Path:
+def kubelet_config(runtime: str = "containerd") -> Path:
     crt, key = pki.issue("kubelet-serving", f"system:node:{net.NODE_NAME}", ("system:nodes",),
                          dns=(net.NODE_NAME, "localhost"), ips=(net.NODE_IPV4, net.NODE_IPV6, "127.0.0.1"),
                          server=True)
@@ -112,7 +112,7 @@ def kubelet_config() -> Path:
         # This machine runs cgroup v1 (hybrid); 1.35+ refuses it unless told otherwise.
         "failCgroupV1": False,
         "failSwapOn": False,
-        "containerRuntimeEndpoint": f"unix://{paths.CONTAINERD_SOCK}",
+        "containerRuntimeEndpoint": f"unix://{paths.runtime_socket(runtime)}",
         "clusterDNS": [net.DNS_SERVICE_IP],
         "clusterDomain": net.CLUSTER_DOMAIN,
         "tlsCertFile": str(crt),
@@ -157,9 +157,19 @@ def kube_proxy_config() -> Path:
     return _write(paths.STATE / "kube-proxy.yaml", yaml.safe_dump(conf, sort_keys=False))
 
 
-def specs(progs: dict[str, Program]) -> list[dict]:
+def runtime_spec(progs: dict[str, Program], runtime: str) -> dict:
+    """The node's container runtime: containerd, or CRI-O (production's)."""
+    if runtime == "cri-o":
+        return crio.spec(progs["cri-o"], PAUSE_IMAGE, paths.CNI_CONF, paths.CNI_BIN)
+    ctd = progs["containerd"]
+    return {"name": "containerd", "log": str(paths.LOGS / "containerd.log"),
+            "env": {"PATH": f"{ctd.bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+            "argv": [str(ctd.binary("containerd")), f"--config={containerd_config(ctd)}", "--log-level=warn"]}
+
+
+def specs(progs: dict[str, Program], runtime: str = "containerd") -> list[dict]:
     """Command lines of every host process, in start order."""
-    k8s, etcd, ctd, router = progs["kubernetes"], progs["etcd"], progs["containerd"], progs["kube-router"]
+    k8s, etcd, router = progs["kubernetes"], progs["etcd"], progs["kube-router"]
     pkidir = paths.PKI
     ca = str(pkidir / "ca.crt")
     api_crt, api_key = pki.issue(
@@ -184,9 +194,7 @@ def specs(progs: dict[str, Program]) -> list[dict]:
             "--listen-peer-urls=http://127.0.0.1:2380", "--initial-advertise-peer-urls=http://127.0.0.1:2380",
             "--initial-cluster=pcf=http://127.0.0.1:2380", "--listen-metrics-urls=",
             "--quota-backend-bytes=2147483648", "--log-level=warn"]},
-        {"name": "containerd", "log": log("containerd"),
-         "env": {"PATH": f"{ctd.bindir}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
-         "argv": [str(ctd.binary("containerd")), f"--config={containerd_config(ctd)}", "--log-level=warn"]},
+        runtime_spec(progs, runtime),
         # The LAN's resolver: the upstream CoreDNS forwards to, answering for the outside host.
         {"name": "lan-dns", "log": log("lan-dns"), "argv": [
             # As root it keeps its credentials, so it still dies with the supervisor.
@@ -225,7 +233,7 @@ def specs(progs: dict[str, Program]) -> list[dict]:
         {"name": "kubelet", "log": log("kubelet"),
          "env": {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
          "argv": [
-            str(k8s.binary("kubelet")), f"--config={kubelet_config()}",
+            str(k8s.binary("kubelet")), f"--config={kubelet_config(runtime)}",
             f"--kubeconfig={paths.kubeconfig('kubelet')}", f"--root-dir={paths.STATE / 'kubelet'}",
             f"--hostname-override={net.NODE_NAME}", f"--node-ip={net.NODE_IPV4},{net.NODE_IPV6}",
             "--v=1"]},

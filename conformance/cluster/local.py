@@ -13,19 +13,19 @@ import urllib.request
 from dataclasses import asdict
 from pathlib import Path
 
-from conformance.cluster import build, components, host, network, paths, pki, stack_images
+from conformance.cluster import build, components, crio, host, network, paths, pki, stack_images
 from conformance.cluster.errors import HarnessError
 from conformance.manifests import apply_paths
 from conformance.waiting import WaitTimeout, wait_for
 
 SUPERVISOR_STOP_S = 90
-UP_LIMITS_S = {"etcd": 60, "kube-apiserver": 120, "containerd": 60, "node-ready": 180}
+UP_LIMITS_S = {"etcd": 60, "kube-apiserver": 120, "runtime": 60, "node-ready": 180}
 
 
-def _supervisor_pid() -> int | None:
+def _supervisor_pid(pid_file: Path = paths.SUPERVISOR_PID) -> int | None:
     """The running supervisor's pid; a zombie or a recycled pid does not count."""
     try:
-        pid = int(paths.SUPERVISOR_PID.read_text())
+        pid = int(pid_file.read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
@@ -35,13 +35,25 @@ def _supervisor_pid() -> int | None:
     return pid
 
 
+def _tier_files(tier: str) -> tuple[Path, Path, Path]:
+    """A tier supervisor's spec, pid and status files."""
+    return (paths.STATE / f"services-{tier}.json", paths.STATE / f"supervisor-{tier}.pid",
+            paths.STATE / f"status-{tier}.json")
+
+
+def _tiers_running() -> list[str]:
+    return sorted(f.stem.removeprefix("supervisor-") for f in paths.STATE.glob("supervisor-*.pid"))
+
+
 def status() -> dict:
-    """What the supervisor reports about each component; empty when no cluster runs."""
-    pid = _supervisor_pid()
-    status_file = paths.STATE / "status.json"
-    if pid is None or not status_file.exists():
-        return {}
-    return json.loads(status_file.read_text())
+    """What the supervisors report about each component; empty when no cluster runs."""
+    out: dict = {}
+    pairs = [(paths.SUPERVISOR_PID, paths.STATE / "status.json")]
+    pairs += [_tier_files(tier)[1:] for tier in _tiers_running()]
+    for pid_file, status_file in pairs:
+        if _supervisor_pid(pid_file) is not None and status_file.exists():
+            out.update(json.loads(status_file.read_text()))
+    return out
 
 
 def _until(what: str, check, limit_s: float, log_file: Path | None = None):
@@ -78,16 +90,52 @@ def _node_ready() -> bool:
     return out.strip() == "True"
 
 
-def _start_supervisor() -> None:
+def _start_supervisor(spec: Path = paths.SUPERVISOR_SPEC, pid_file: Path = paths.SUPERVISOR_PID,
+                      log_name: str = "supervisor") -> None:
     paths.LOGS.mkdir(parents=True, exist_ok=True)
-    out = open(paths.LOGS / "supervisor.log", "ab")
+    out = open(paths.LOGS / f"{log_name}.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.cluster.supervisor", str(paths.SUPERVISOR_SPEC)],
+        [sys.executable, "-m", "conformance.cluster.supervisor", str(spec)],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         cwd=str(paths.REPO), env=dict(os.environ, PYTHONPATH=str(paths.REPO)),
     )
     out.close()
-    paths.SUPERVISOR_PID.write_text(str(proc.pid))
+    pid_file.write_text(str(proc.pid))
+
+
+def start_services(tier: str, services: list, log=print) -> None:
+    """Run a tier's host-side services (modules shaped like registry.py) under a supervisor of
+    their own, started after the cluster's; a no-op when it already runs them all and each is
+    ready. `cluster down` stops it with the rest."""
+    if _supervisor_pid() is None:
+        raise HarnessError("the local cluster is not running", fix="bring it up first: nox -s cluster")
+    spec_file, pid_file, status_file = _tier_files(tier)
+    names = [service.NAME for service in services]
+    running = _supervisor_pid(pid_file)
+    if running is not None:
+        spec = json.loads(spec_file.read_text())
+        if [c["name"] for c in spec["components"]] == names and all(service.ready() for service in services):
+            return
+        _stop_supervisor(running, f"the {tier} tier's supervisor", log)
+    host.ensure_packages(log, extra={p: p for service in services for p in getattr(service, "PACKAGES", ())})
+    host.check_ports({port: what for service in services for port, what in service.PORTS.items()})
+    spec_file.write_text(json.dumps({"hold_dir": str(paths.HOLD), "status": str(status_file),
+                                     "components": [service.spec() for service in services]}, indent=1))
+    _start_supervisor(spec_file, pid_file, f"supervisor-{tier}")
+    for service in services:
+        _until(f"host service {service.NAME} to be ready", service.ready, service.READY_S,
+               paths.LOGS / f"{service.NAME}.log")
+    log(f"{tier} tier host services ready: {', '.join(names)}")
+
+
+def _stop_supervisor(pid: int, what: str, log=print) -> None:
+    os.kill(pid, signal.SIGTERM)
+    try:
+        wait_for(f"{what} to stop every component", lambda: (host.proc_stat(pid) or ("Z",))[0] == "Z",
+                 timeout=SUPERVISOR_STOP_S, interval=0.2)
+    except WaitTimeout as exc:
+        log(f"{exc}\nkilling it")
+        os.kill(pid, signal.SIGKILL)
 
 
 def _healthy() -> bool:
@@ -97,28 +145,43 @@ def _healthy() -> bool:
         return False
 
 
-def up(log=print) -> None:
-    """Bring the cluster up, building what is missing; a no-op when it is up and healthy."""
+def up(log=print, runtime: str | None = None) -> None:
+    """Bring the cluster up, building what is missing; a no-op when it is up and healthy (and
+    runs the runtime asked for). `runtime`: containerd or cri-o; default: the one running, else
+    $PCF_RUNTIME, else containerd."""
     if os.geteuid() != 0:
         raise HarnessError("the local cluster needs root", fix="run as root (the CI machines are)")
+    if runtime is not None and runtime not in paths.RUNTIMES:
+        raise HarnessError(f"--runtime={runtime}: not a runtime the local cluster runs",
+                           fix=f"use one of: {', '.join(paths.RUNTIMES)}")
     if _supervisor_pid() is not None:
-        if _healthy():
-            log("the local cluster is already up and healthy")
+        if _healthy() and runtime in (None, paths.runtime()):
+            log(f"the local cluster is already up and healthy (runtime {paths.runtime()})")
             return
+        if _healthy():
+            log(f"the running cluster uses {paths.runtime()}: taking it down to start it with {runtime}")
+            down(log)
         log("an earlier cluster is running but not healthy: taking it down first")
         down(log)
     elif paths.STATE.exists():
         log("found the remains of a stopped earlier cluster: removing them first")
         down(log)
+    runtime = runtime or os.environ.get("PCF_RUNTIME") or "containerd"
+    if runtime not in paths.RUNTIMES:
+        raise HarnessError(f"PCF_RUNTIME={runtime}: not a runtime the local cluster runs",
+                           fix=f"use one of: {', '.join(paths.RUNTIMES)}")
     host.check_disk(paths.CACHE, paths.STATE)
-    host.ensure_packages(log)
+    host.ensure_packages(log, extra=crio.PACKAGES if runtime == "cri-o" else None)
     host.check_ports(components.PORTS)
     t0 = time.monotonic()
     progs = build.build_all(log=log)
+    if runtime == "cri-o":
+        progs = build.build_all(["cri-o"], log=log)
     log(f"programs ready in {time.monotonic() - t0:.0f} s")
     archives = stack_images.build_all(progs, log=log)
 
     paths.STATE.mkdir(parents=True, exist_ok=True)
+    paths.RUNTIME_FILE.write_text(runtime)
     paths.HOLD.mkdir(parents=True, exist_ok=True)
     (paths.STATE / "baseline.json").write_text(json.dumps(asdict(network.ruleset())))
     sysctls = network.up()
@@ -128,12 +191,13 @@ def up(log=print) -> None:
         pki.write_kubeconfig(identity, components.API_SERVER)
     components.cni_config()
     spec = {"hold_dir": str(paths.HOLD), "status": str(paths.STATE / "status.json"),
-            "components": components.specs(progs)}
+            "components": components.specs(progs, runtime)}
     paths.SUPERVISOR_SPEC.write_text(json.dumps(spec, indent=1))
     _start_supervisor()
     _until("etcd to answer /health", lambda: urllib.request.urlopen(
         f"{components.ETCD_CLIENT}/health", timeout=3).status == 200, UP_LIMITS_S["etcd"], paths.LOGS / "etcd.log")
-    _until("containerd's socket", paths.CONTAINERD_SOCK.exists, UP_LIMITS_S["containerd"], paths.LOGS / "containerd.log")
+    _until(f"{runtime}'s socket", paths.runtime_socket(runtime).exists, UP_LIMITS_S["runtime"],
+           paths.LOGS / f"{components.runtime_spec(progs, runtime)['name']}.log")
     stack_images.load_all(progs, archives, log=log)
     for service in components.SERVICES:
         _until(f"host service {service.NAME} to be ready", service.ready, service.READY_S,
@@ -142,12 +206,14 @@ def up(log=print) -> None:
            paths.LOGS / "kube-apiserver.log")
     apply_paths([paths.MANIFESTS / "local-cluster"], kubeconfig=paths.kubeconfig("admin"))
     _until(f"node {network.NODE_NAME} to be Ready", _node_ready, UP_LIMITS_S["node-ready"], paths.LOGS / "kubelet.log")
-    log(f"the local cluster is up in {time.monotonic() - t0:.0f} s; admin kubeconfig: {paths.kubeconfig('admin')}")
+    log(f"the local cluster is up in {time.monotonic() - t0:.0f} s (runtime {runtime}); "
+        f"admin kubeconfig: {paths.kubeconfig('admin')}")
 
 
 def hold(component: str, held: bool) -> None:
     """Stop (held) or let the supervisor restart (released) one component, for fault injection."""
-    names = [c["name"] for c in json.loads(paths.SUPERVISOR_SPEC.read_text())["components"]]
+    specs = [paths.SUPERVISOR_SPEC] + [_tier_files(tier)[0] for tier in _tiers_running()]
+    names = [c["name"] for spec in specs if spec.exists() for c in json.loads(spec.read_text())["components"]]
     if component not in names:
         raise HarnessError(f"no component named {component!r}", fix=f"use one of: {', '.join(names)}")
     flag = paths.HOLD / component
@@ -159,15 +225,14 @@ def hold(component: str, held: bool) -> None:
 
 def down(log=print) -> None:
     """Stop everything the cluster started and remove everything it created (not the cache)."""
+    if paths.STATE.exists():
+        for tier in reversed(_tiers_running()):
+            pid = _supervisor_pid(_tier_files(tier)[1])
+            if pid is not None:
+                _stop_supervisor(pid, f"the {tier} tier's supervisor", log)
     pid = _supervisor_pid()
     if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        try:
-            wait_for("the supervisor to stop every component", lambda: _supervisor_pid() is None,
-                     timeout=SUPERVISOR_STOP_S, interval=0.2)
-        except WaitTimeout as exc:
-            log(f"{exc}\nkilling it")
-            os.kill(pid, signal.SIGKILL)
+        _stop_supervisor(pid, "the supervisor", log)
     # Shims, pod processes and anything else run from the cluster's binaries.
     roots = (paths.CACHE / "bin", paths.STATE, paths.RUN)
     host.kill_all(host.pids_using(roots, marker=paths.RUN))

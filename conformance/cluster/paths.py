@@ -28,6 +28,25 @@ CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
 REGISTRY_HOSTS = STATE / "containerd-hosts"
 
 
+# Which container runtime the running cluster uses (containerd or cri-o), written by `up`.
+RUNTIME_FILE = STATE / "runtime"
+RUNTIMES = ("containerd", "cri-o")
+
+
+def runtime() -> str:
+    """The running cluster's runtime; containerd when none is recorded."""
+    try:
+        return RUNTIME_FILE.read_text().strip() or "containerd"
+    except OSError:
+        return "containerd"
+
+
+def runtime_socket(name: str | None = None) -> Path:
+    from conformance.cluster import crio  # noqa: PLC0415 - crio imports this module
+
+    return crio.SOCKET if (name or runtime()) == "cri-o" else CONTAINERD_SOCK
+
+
 def kubeconfig(user: str) -> Path:
     """The kubeconfig of one cluster identity (admin, reader, runner, kubelet, ...)."""
     return STATE / f"{user}.conf"

@@ -10,51 +10,16 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from conformance.cluster import components, host, network, paths
+from conformance.cluster import paths
+from host_state import harness, leftovers, reinstall_stack
 
 pytestmark = pytest.mark.lifecycle
-HARNESS_S = 600
 BAD_STATE_S = 30
-
-
-def harness(*args: str, env: dict | None = None, timeout: float = HARNESS_S) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "conformance.cluster", *args], capture_output=True, text=True,
-                          timeout=timeout, env={**os.environ, **(env or {})}, cwd=paths.REPO, check=False)
-
-
-def stack() -> None:
-    proc = subprocess.run([sys.executable, "-m", "conformance.stack", f"--kubeconfig={paths.kubeconfig('admin')}"],
-                          capture_output=True, text=True, timeout=HARNESS_S, cwd=paths.REPO, check=False)
-    assert proc.returncode == 0, proc.stderr
-
-
-def leftovers(baseline: dict, sysctls: dict) -> dict[str, list]:
-    """Everything of the cluster that is still on the host, by kind; empty lists when clean."""
-    rules = network.ruleset()
-    roots = (paths.CACHE / "bin", paths.STATE, paths.RUN)
-    links = [line.split(":")[1].strip().split("@")[0] for line in
-             network.sh("ip", "-o", "link").stdout.splitlines()]
-    return {
-        "processes": [p for p in host.pids_using(roots, marker=paths.RUN)
-                      if (st := host.proc_stat(p)) is not None and st[0] != "Z"],
-        # Judged apart from the process scan above: nothing answers on the cluster's ports.
-        "listening ports": sorted(set(components.PORTS) & set(host.listeners())),
-        "mounts": host.mounts_under((paths.STATE, paths.RUN)) + [m for m in host.mounts_under((Path("/run/netns"),))],
-        "network namespaces": [n for n in network.sh("ip", "netns", "list").stdout.split() if n.startswith(("pcf-", "cni-"))],
-        "interfaces": [l for l in links if l.startswith(("pcf-", "veth", "kube-"))],
-        "iptables rules": network.cluster_rules(rules.iptables) + network.cluster_rules(rules.ip6tables),
-        "nft tables": [t for t in rules.nft_tables if t not in baseline["nft_tables"]],
-        "ipsets": [s for s in rules.ipsets if s not in baseline["ipsets"]],
-        "cgroups": [str(d) for d in host.cgroup_dirs()],
-        "sysctls": [k for k, v in sysctls.items() if network.read_sysctl(k) != v],
-        "files": [str(p) for p in (paths.STATE, paths.RUN, paths.CNI_CONF) if p.exists()],
-    }
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +33,7 @@ def cluster_taken_down():
     # Whatever the tests did, leave the cluster up for whoever runs next.
     up = harness("up")
     assert up.returncode == 0, up.stderr
-    stack()
+    reinstall_stack()
 
 
 def test_cluster_down_leaves_nothing_behind(cluster_taken_down):

@@ -6,20 +6,18 @@ as a user would, and reads its JSON summary: the covering promises failed by the
 (outcome `failed`, from the test's body), and each failure's message or diagnosis names the
 cause. What was broken is restored in `finally`, and the test waits until it serves again. The
 full-run lease is held from before the break until after the restore (test_core_breakage.held).
-Needs the storage tier installed (tests/tiers.py-style skip when it is not).
+Skipped, naming the tier, when the storage tier is not installed (tests/tiers.py).
 """
 from __future__ import annotations
-
-import json
-from pathlib import Path
 
 import pytest
 from kubernetes import client as k8s
 
 from conformance import waiting
-from conformance.cluster import ceph, ceph_osd, ceph_rgw, paths
+from conformance.cluster import ceph, ceph_osd, ceph_rgw
 from tests.integration.core_runs import run_suites
-from tests.integration.test_core_breakage import held  # noqa: F401 - the lease fixture
+from tests.integration.test_core_breakage import _cluster, held  # noqa: F401 - held: the lease fixture
+from tiers import needs
 from tinysuite import derived_profile
 
 pytestmark = pytest.mark.serial
@@ -27,33 +25,12 @@ RECOVER_S = 180
 PROVISIONER = ("local-path-storage", "local-path-provisioner")
 
 
-def _installed() -> bool:
-    return ceph_rgw.ready() and ceph.http_ok(ceph.METRICS_URL)
-
-
-needs_storage = pytest.mark.skipif(not _installed(), reason="the storage tier (Ceph, radosgw) is not running here; "
-                                                             "install it with python -m conformance.stack --tiers=storage")
-
-
-def _supervisor_spec(service: str) -> dict:
-    """The spec of the supervisor that runs `service` (the tier's, or the cluster's)."""
-    for spec_file in sorted(paths.STATE.glob("*.json")):
-        try:
-            spec = json.loads(spec_file.read_text())
-        except ValueError:
-            continue
-        if isinstance(spec, dict) and any(c.get("name") == service for c in spec.get("components", [])):
-            return spec
-    pytest.fail(f"no supervisor under {paths.STATE} runs {service}")
+needs_storage = needs("ceph", "local-path-provisioner")
 
 
 def _hold(service: str, held_: bool) -> None:
-    """Stop (held) or let the supervisor restart (released) one host service."""
-    flag = Path(_supervisor_spec(service)["hold_dir"]) / service
-    if held_:
-        flag.touch()
-    else:
-        flag.unlink(missing_ok=True)
+    """Stop (held) or let its tier's supervisor restart (released) one host service."""
+    _cluster("hold" if held_ else "release", service)
 
 
 def _wait(what: str, probe, until=bool, limit_s: float = RECOVER_S):

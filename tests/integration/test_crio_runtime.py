@@ -1,0 +1,60 @@
+"""CRI-O, production's runtime, as the local cluster's runtime: the cluster comes up on it, the
+node reports it, the runtime, DNS and networking promises pass against it (judged by a profile
+that names cri-o, as production's does), and taking it down leaves nothing behind.
+
+This takes the shared cluster down and brings it back on containerd afterwards, so nox runs it
+with the lifecycle tests, after the rest.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from kubernetes import client as k8s
+
+from conformance import manifests
+from conformance.cluster import paths
+from host_state import harness, leftovers, reinstall_stack
+from tiers import installed_profile
+
+pytestmark = [pytest.mark.lifecycle, pytest.mark.timeout(3600)]
+SUITES_S = 900
+
+
+@pytest.fixture(scope="module")
+def crio_cluster():
+    """The cluster on CRI-O (the running one taken down first); back on containerd after."""
+    up = harness("up", "--runtime=cri-o")
+    try:
+        assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
+        assert "(runtime cri-o)" in up.stdout, up.stdout[-2000:]
+        reinstall_stack("core")
+        yield
+    finally:
+        baseline = json.loads((paths.STATE / "baseline.json").read_text())
+        sysctls = json.loads((paths.STATE / "sysctl-before.json").read_text())
+        down = harness("down")
+        left = leftovers(baseline, sysctls)
+        back = harness("up", "--runtime=containerd")
+        assert back.returncode == 0, back.stderr[-3000:]
+        reinstall_stack()
+        assert down.returncode == 0, down.stderr
+        assert {kind: found for kind, found in left.items() if found} == {}, "a CRI-O cluster left these behind"
+
+
+def test_the_node_runs_cri_o_and_the_core_promises_pass_against_it(crio_cluster, tmp_path):
+    api = manifests.api_client(paths.kubeconfig("admin"))
+    (node,) = k8s.CoreV1Api(api).list_node().items
+    assert node.status.node_info.container_runtime_version == "cri-o://1.36.1"
+    profile = installed_profile(tmp_path / "crio.yaml", components={"runtime": {"name": "cri-o", "min_version": "1.36"}})
+    reports = tmp_path / "reports"
+    proc = subprocess.run(
+        [sys.executable, "-m", "pytest", "suites/test_runtime.py", "suites/test_dns.py", "suites/test_networking.py",
+         f"--profile={profile}", "--mode=full", f"--kubeconfig={paths.kubeconfig('runner')}", f"--reports={reports}",
+         "-q", "-p", "no:cacheprovider"], cwd=paths.REPO, capture_output=True, text=True, timeout=SUITES_S)
+    summary = json.loads((reports / "summary.json").read_text())
+    assert (proc.returncode, summary["verdict"]["word"]) == (0, "pass"), proc.stdout[-5000:]
+    ran = {r["promise"] for r in summary["promises"] if r["outcome"] == "passed"}
+    assert any(p.startswith("runtime/") for p in ran) and any(p.startswith("dns/") for p in ran), sorted(ran)
