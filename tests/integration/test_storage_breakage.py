@@ -25,7 +25,7 @@ RECOVER_S = 180
 PROVISIONER = ("local-path-storage", "local-path-provisioner")
 
 
-needs_storage = needs("ceph", "local-path-provisioner")
+needs_storage = needs("ceph", "radosgw", "local-path-provisioner")
 
 
 def _hold(service: str, held_: bool) -> None:
