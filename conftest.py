@@ -9,6 +9,7 @@ pytest_plugins = [
     "fixtures.outside",
     "fixtures.certificates",
     "fixtures.secrets",
+    "fixtures.storage",
     "fixtures.workloads",
     "fixtures.probes",
     "fixtures.edge",

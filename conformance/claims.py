@@ -49,6 +49,9 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("cert-manager/issuer", "components.cert_manager.cluster_issuers", "cert_manager", named=True),
     Kind("storage/class", "components.storage.storage_classes", "storage", named=True),
     Kind("storage/snapshot-class", "components.storage.snapshot_classes", "storage", named=True),
+    Kind("storage/rwx-class", "components.storage.rwx_classes", "storage", named=True),
+    Kind("storage/expandable-class", "components.storage.expandable_classes", "storage", named=True),
+    Kind("ceph/rook", "components.ceph.rook", "ceph"),
 )}
 
 

@@ -18,6 +18,8 @@ class CustomKind:
     plural: str
     kind: str
     namespaced: bool = True
+    # False for one implementation's kinds (Rook's), which the promises needing them check.
+    required: bool = True
 
     @property
     def crd(self) -> str:
@@ -70,15 +72,19 @@ COMPONENTS: dict[str, Component] = {
             CustomKind(_ACME, "v1", "orders", "Order"),
             CustomKind(_ACME, "v1", "challenges", "Challenge"),
         )),
-        Component("storage", "block and file volumes from Rook-Ceph", (
-            CustomKind("ceph.rook.io", "v1", "cephclusters", "CephCluster"),
-            CustomKind("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot"),
+        Component("storage", "persistent volumes from the profile's StorageClasses", (
+            CustomKind("snapshot.storage.k8s.io", "v1", "volumesnapshots", "VolumeSnapshot", required=False),
             CustomKind("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses",
-                       "VolumeSnapshotClass", namespaced=False),
+                       "VolumeSnapshotClass", namespaced=False, required=False),
         )),
         Component("object_storage", "S3 buckets from the Ceph object store", (
-            CustomKind("ceph.rook.io", "v1", "cephobjectstores", "CephObjectStore"),
-            CustomKind("objectbucket.io", "v1alpha1", "objectbucketclaims", "ObjectBucketClaim"),
+            CustomKind("objectbucket.io", "v1alpha1", "objectbucketclaims", "ObjectBucketClaim", required=False),
+        )),
+        Component("ceph", "Ceph's own health and the pools its StorageClasses name", (
+            CustomKind("ceph.rook.io", "v1", "cephclusters", "CephCluster", required=False),
+            CustomKind("ceph.rook.io", "v1", "cephblockpools", "CephBlockPool", required=False),
+            CustomKind("ceph.rook.io", "v1", "cephfilesystems", "CephFilesystem", required=False),
+            CustomKind("ceph.rook.io", "v1", "cephobjectstores", "CephObjectStore", required=False),
         )),
         Component("vault", "the Vault server"),
         # The sync object's kind depends on the profile's operator (conformance/probes/secret_sync.py

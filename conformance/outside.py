@@ -37,7 +37,8 @@ SCOPED = re.compile(r"^(?P<run>[a-z][a-z0-9]{7})-(?P<expires>\d{12})(?:-|/|$)")
 # Adapters the sweeper drives, by system: "module:factory", where factory(profile) returns an
 # OutsideSystem for that profile, or None when the profile gives the system nothing to reach.
 ADAPTERS: dict[str, str] = {"vault": "conformance.outside_vault:from_profile",
-                            "dns": "conformance.outside_dns:from_profile"}
+                            "dns": "conformance.outside_dns:from_profile",
+                            "s3": "conformance.outside_s3:from_profile"}
 
 
 class OutsideSystem(Protocol):

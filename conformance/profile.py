@@ -280,19 +280,57 @@ class CertManager(ComponentClaim):
 
 @_schema
 class Storage(ComponentClaim):
-    namespace: str | None = _f("namespace of the Rook operator and Ceph cluster", None)
-    ceph_cluster: str | None = _f("name of the CephCluster", None)
+    provisioner: Literal["rook-ceph", "local-path"] = _f(
+        "the implementation behind the StorageClasses: rook-ceph (Ceph CSI, Rook's objects) or "
+        "local-path (rancher's local-path-provisioner)", "rook-ceph")
+    namespace: str | None = _f("namespace of the provisioner (Rook operator and Ceph cluster, or "
+                               "local-path-provisioner)", None)
+    ceph_cluster: str | None = _f("name of the CephCluster (rook-ceph only)", None, optional=True)
     storage_classes: tuple[str, ...] | None = _f("StorageClasses the platform offers", None)
     default_storage_class: str | None = _f("the default StorageClass", None, optional=True)
+    rwx_classes: tuple[str, ...] = _f(
+        "StorageClasses that serve ReadWriteMany (several pods writing at once), e.g. [cephfs-nvme]", ())
+    expandable_classes: tuple[str, ...] = _f(
+        "StorageClasses whose volumes grow when their claim asks for more, e.g. [rbd-nvme]", ())
     snapshot_classes: tuple[str, ...] = _f("VolumeSnapshotClasses the platform offers", ())
+    test_size_mi: int = _f("size of each test volume, in MiB", 64, _positive)
+    throughput_mb: int = _f("MiB written and read back for the throughput report", 64, _positive)
 
 
 @_schema
 class ObjectStorage(ComponentClaim):
-    namespace: str | None = _f("namespace of the CephObjectStore", None)
-    object_store: str | None = _f("name of the CephObjectStore", None)
-    bucket_storage_class: str | None = _f("StorageClass for ObjectBucketClaims", None)
+    namespace: str | None = _f("namespace of the CephObjectStore", None, optional=True)
+    object_store: str | None = _f("name of the CephObjectStore", None, optional=True)
+    bucket_storage_class: str | None = _f("StorageClass for ObjectBucketClaims (obc provisioning)", None,
+                                          optional=True)
     s3_endpoint: str | None = _f("the public S3 endpoint, e.g. https://s3.example.org", None, _url)
+    region: str = _f("the region S3 requests are signed for (radosgw: its zonegroup's name)", "us-east-1")
+    provisioning: Literal["admin-api", "obc"] = _f(
+        "how the run gets buckets: admin-api (users and buckets made through radosgw's admin API with "
+        "admin_credentials) or obc (ObjectBucketClaims of bucket_storage_class)", "admin-api")
+    admin_endpoint: str | None = _f("radosgw's admin API, when not at s3_endpoint", None, _url, optional=True)
+    admin_credentials: str | None = _f(
+        "a JSON file {access_key, secret_key} of an S3 user with the users and buckets caps "
+        "(admin-api provisioning); $PCF_S3_ADMIN_ACCESS_KEY and $PCF_S3_ADMIN_SECRET_KEY come first",
+        None, optional=True)
+    multipart_max_mb: int = _f("size of the multipart upload test object, in MiB (the cap)", 16, _positive)
+    objects_listed: int = _f("objects written to prove listing pagination", 25, _positive)
+
+
+@_schema
+class Ceph(ComponentClaim):
+    metrics_url: str | None = _f(
+        "the Ceph manager's Prometheus endpoint as the runner reaches it, e.g. "
+        "http://192.168.77.2:9283/metrics; or leave out and give metrics_service", None, _url, optional=True)
+    metrics_service: str | None = _f(
+        "the manager's metrics Service as <namespace>/<name>:<port>, read through the API server's "
+        "service proxy, e.g. rook/rook-ceph-mgr:9283", None, optional=True)
+    mons: int = _f("monitors the cluster runs, all expected in quorum", 1, _positive)
+    osds: int = _f("OSDs expected up and in", 1, _positive)
+    pools: tuple[str, ...] = _f("pools StorageClasses may name, beyond those the metrics list", ())
+    rook: bool = _f("true when Rook runs Ceph: its CephCluster, pools, filesystems and object stores "
+                    "are checked", False)
+    namespace: str | None = _f("namespace of Rook's objects, when rook is true", None, optional=True)
 
 
 def _duration(value: str) -> str | None:
@@ -365,6 +403,7 @@ class Components:
     cert_manager: CertManager | None = _f("cert-manager", None)
     storage: Storage | None = _f("Rook-Ceph block and file storage", None)
     object_storage: ObjectStorage | None = _f("Ceph object storage (S3)", None)
+    ceph: Ceph | None = _f("Ceph's own health, read from its manager's metrics", None)
     vault: Vault | None = _f("Vault", None)
     vault_secrets: VaultSecrets | None = _f("vault-secrets-operator", None)
     argocd: ArgoCD | None = _f("Argo CD", None)

@@ -53,6 +53,10 @@ TIMEOUTS: dict[str, Timeout] = {
     "lb_released": Timeout(60, "MetalLB frees a deleted Service's address and updates the pool's status"),
     "ingress_routed": Timeout(60, "the controller takes an Ingress on and the proxy gets its routes within seconds"),
     "pvc_bound": Timeout(300, "above every profile's pvc_bound_s budget; Ceph provisions in seconds"),
+    "volume_expanded": Timeout(180, "the resizer grows the volume, then the kubelet the filesystem "
+                                    "on its next volume sync (about a minute)"),
+    "snapshot_ready": Timeout(300, "a CSI snapshot of a small test volume is cut within seconds; "
+                                   "the snapshot controller's resync adds its period"),
     "certificate_issued": Timeout(600, "ACME issuance through DNS-01 waits for propagation"),
     "certificate_served": Timeout(90, "the ingress controller picks up a new Ingress and its Secret "
                                       "within seconds; cert-manager's ingress shim orders first"),

@@ -64,4 +64,6 @@ def derived_profile(path: Path, base: str = "local", **changes: object) -> Path:
 DNS_ONLY = {"cluster": {"dual_stack": False},
             "components": {"control_plane": {"claimed": False}, "runtime": {"claimed": False},
                            "networking": {"claimed": False}, "dns": {"external_name": None},
-                           "metallb": {"claimed": False}, "ingress": {"claimed": False}}}
+                           **{name: {"claimed": False} for name in (
+                               "metallb", "ingress", "cert_manager", "vault", "vault_secrets", "argocd",
+                               "storage", "object_storage", "ceph")}}}

@@ -56,24 +56,35 @@ def get(url: str, timeout_s: float = 3.0, where: str = "runner") -> OutsideReply
         conn.close()
 
 
+def in_netns(netns: str, module: str, args: list[str], timeout_s: float) -> tuple[dict | None, str | None, float]:
+    """Run `python -m <module> <args>` inside `netns`: the JSON of its last output line, or why
+    there is none, and the milliseconds it took."""
+    where = f"netns {netns}"
+    argv = ["ip", "netns", "exec", str(netns), sys.executable, "-m", module, *args]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + NETNS_MARGIN_S)
+    except subprocess.TimeoutExpired:
+        return None, (f"the client in {where} did not finish within {timeout_s + NETNS_MARGIN_S:g} s"), \
+            (time.monotonic() - t0) * 1000
+    try:
+        return json.loads(proc.stdout.strip().splitlines()[-1]), None, (time.monotonic() - t0) * 1000
+    except (IndexError, ValueError):
+        return None, (f"the client in {where} failed (exit {proc.returncode}): "
+                      f"{(proc.stderr or proc.stdout).strip()[-300:]}"), (time.monotonic() - t0) * 1000
+
+
 def get_from(origin: str, netns: str | None, url: str, timeout_s: float = 3.0) -> OutsideReply:
     """GET `url` from the profile's outside origin: inside `netns`, or from the runner."""
     if origin == "runner":
         return get(url, timeout_s)
     where = f"netns {netns}"
-    argv = ["ip", "netns", "exec", str(netns), sys.executable, "-m", "conformance.probes.outside",
-            "--url", url, "--timeout", str(timeout_s), "--where", where]
-    t0 = time.monotonic()
+    found, error, elapsed_ms = in_netns(str(netns), "conformance.probes.outside",
+                                        ["--url", url, "--timeout", str(timeout_s), "--where", where], timeout_s)
     try:
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s + NETNS_MARGIN_S)
-    except subprocess.TimeoutExpired:
-        return OutsideReply(url, where, None, "", f"the client in {where} did not finish within "
-                            f"{timeout_s + NETNS_MARGIN_S:g} s", (time.monotonic() - t0) * 1000)
-    try:
-        return OutsideReply(**json.loads(proc.stdout.strip().splitlines()[-1]))
-    except (IndexError, ValueError, TypeError):
-        return OutsideReply(url, where, None, "", f"the client in {where} failed (exit {proc.returncode}): "
-                            f"{(proc.stderr or proc.stdout).strip()[-300:]}", (time.monotonic() - t0) * 1000)
+        return OutsideReply(**found) if found is not None else OutsideReply(url, where, None, "", error, elapsed_ms)
+    except TypeError:
+        return OutsideReply(url, where, None, "", f"the client in {where} printed {found!r}", elapsed_ms)
 
 
 def main(argv: list[str] | None = None) -> int:
