@@ -9,6 +9,7 @@ pytest_plugins = [
     "fixtures.outside",
     "fixtures.workloads",
     "fixtures.probes",
+    "fixtures.argocd",
     "fixtures.diagnostics",
     "fixtures.reporting",
 ]

@@ -49,6 +49,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("cert-manager/issuer", "components.cert_manager.cluster_issuers", "cert_manager", named=True),
     Kind("storage/class", "components.storage.storage_classes", "storage", named=True),
     Kind("storage/snapshot-class", "components.storage.snapshot_classes", "storage", named=True),
+    Kind("argocd/app-of-apps", "components.argocd.app_of_apps", "argocd"),
 )}
 
 

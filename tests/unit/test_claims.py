@@ -32,7 +32,7 @@ def test_components_and_capabilities_come_from_the_profile():
 
 def test_local_claims_only_what_its_stack_installs():
     assert [c.id for c in claims.of(LOCAL)] == [
-        "control_plane", "runtime", "networking", "dns",
+        "control_plane", "runtime", "networking", "dns", "argocd",
         "cluster/dual-stack", "networking/nodeports-from-outside", "networking/egress-world",
         "dns/upstream-forwarder"]
 
