@@ -30,8 +30,8 @@ def _cluster_up(session: nox.Session) -> None:
     session.run("python", "-m", "conformance.cluster", "up")
 
 
-def _stack(session: nox.Session) -> None:
-    session.run("python", "-m", "conformance.stack", "--kubeconfig", ADMIN)
+def _stack(session: nox.Session, *args: str) -> None:
+    session.run("python", "-m", "conformance.stack", "--kubeconfig", ADMIN, *args)
 
 
 @nox.session(name="cluster")
@@ -50,9 +50,10 @@ def cluster_down(session: nox.Session) -> None:
 
 @nox.session(name="stack")
 def stack(session: nox.Session) -> None:
-    """Install the pinned stack (manifests/stack.yaml) on the local cluster; idempotent."""
+    """Install the pinned stack (manifests/stack.yaml) on the local cluster; idempotent.
+    -- --tiers=all|cached|core,edge,... [component ...] (default: every tier)."""
     _install(session)
-    _stack(session)
+    _stack(session, *session.posargs)
 
 
 @nox.session(name="conformance")
@@ -60,7 +61,7 @@ def conformance(session: nox.Session) -> None:
     """Cluster + stack + every conformance suite on the local cluster (the main job)."""
     _install(session)
     _cluster_up(session)
-    _stack(session)
+    _stack(session, "--tiers=all")
     session.run("pytest", "suites", "--profile=local", f"--kubeconfig={RUNNER}",
                 "--junitxml=reports/junit.xml", "--alluredir=reports/allure-results", "--clean-alluredir",
                 *session.posargs)
@@ -69,11 +70,13 @@ def conformance(session: nox.Session) -> None:
 @nox.session(name="tests")
 def tests(session: nox.Session) -> None:
     """The project's own tests: the local cluster first (so nothing skips for want of a build),
-    then unit tests and checks, integration tests, and last the lifecycle tests."""
+    then unit tests and checks, integration tests, and last the lifecycle tests. The core tier
+    always runs, built cold if need be; a heavier tier runs when its builds are cached on this
+    machine (`nox -s stack` builds them), and the stack install prints which ran and which not."""
     _install(session)
     session.run("python", "-m", "conformance.cluster", "packages", "--test-tools")
     _cluster_up(session)
-    _stack(session)
+    _stack(session, f"--tiers={os.environ.get('PCF_TIERS', 'cached')}")
     session.run("pytest", "tests/unit", "-q")
     session.run("python", "-m", "conformance.promises", "--check")
     session.run("lint-imports")
@@ -108,9 +111,13 @@ def promises(session: nox.Session) -> None:
 
 @nox.session(name="report")
 def report(session: nox.Session) -> None:
-    """Render reports/allure-results as one HTML file that opens from disk (Allure 3, offline)."""
+    """Render reports/allure-results as one HTML file that opens from disk (Allure 3, offline);
+    -- --history DIR renders the history page of the runs kept there instead."""
     _install(session)
-    session.run("python", "-m", "conformance.report", *session.posargs)
+    if session.posargs[:1] == ["--history"]:
+        session.run("python", "-m", "conformance.history", *session.posargs[1:])
+    else:
+        session.run("python", "-m", "conformance.report", *session.posargs)
 
 
 @nox.session(name="bench")

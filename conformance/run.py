@@ -49,10 +49,27 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+GATE_ID_PREFIX = "gate"  # ids of upgrade-gate sentinels; never a run's
+
+
 def new_run_id() -> str:
     """Eight characters, a letter first, so `pcf-<id>-...` is a valid DNS label prefix."""
     alphabet = string.ascii_lowercase + string.digits
-    return secrets.choice(string.ascii_lowercase) + "".join(secrets.choice(alphabet) for _ in range(7))
+    while True:
+        run_id = secrets.choice(string.ascii_lowercase) + "".join(secrets.choice(alphabet) for _ in range(7))
+        if not is_gate(run_id):
+            return run_id
+
+
+def new_gate_id() -> str:
+    """A run id for an upgrade gate's sentinels: `gate` and four more characters. Whatever carries
+    it outlives runs (the sweeper takes it only past its own, longer expiry)."""
+    alphabet = string.ascii_lowercase + string.digits
+    return GATE_ID_PREFIX + "".join(secrets.choice(alphabet) for _ in range(8 - len(GATE_ID_PREFIX)))
+
+
+def is_gate(run_id: str) -> bool:
+    return run_id.startswith(GATE_ID_PREFIX)
 
 
 def check_run_id(run_id: str) -> str:

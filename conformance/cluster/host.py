@@ -36,14 +36,22 @@ APT_TIMEOUT_S = 900
 
 def missing_packages(wanted: dict[str, str] = PACKAGES) -> list[str]:
     return sorted({pkg for cmd, pkg in wanted.items()
-                   if not (Path(cmd).exists() if cmd.startswith("/") else shutil.which(cmd))})
+                   if not (Path(cmd).exists() if cmd.startswith("/") else
+                           shutil.which(cmd) or (cmd == pkg and _dpkg_installed(pkg)))})
 
 
-def ensure_packages(log=print, test_tools: bool = False) -> None:
-    """Install the Debian packages the cluster (and, if asked, the project's tests) need.
+def _dpkg_installed(package: str) -> bool:
+    return Path(f"/var/lib/dpkg/info/{package}.list").exists() or \
+        Path(f"/var/lib/dpkg/info/{package}:amd64.list").exists()
+
+
+def ensure_packages(log=print, test_tools: bool = False, extra: dict[str, str] | None = None) -> None:
+    """Install the Debian packages the cluster (and, if asked, the project's tests) need, plus
+    `extra` (command or file -> package; a bare package name stands for a command of that name
+    or, failing that, the package's own dpkg record).
 
     No daemon starts: there is no systemd, and the harness starts what it needs itself."""
-    missing = missing_packages({**PACKAGES, **(TEST_PACKAGES if test_tools else {})})
+    missing = missing_packages({**PACKAGES, **(TEST_PACKAGES if test_tools else {}), **(extra or {})})
     if not missing:
         return
     if shutil.which("go") is None:

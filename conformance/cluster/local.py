@@ -22,10 +22,10 @@ SUPERVISOR_STOP_S = 90
 UP_LIMITS_S = {"etcd": 60, "kube-apiserver": 120, "containerd": 60, "node-ready": 180}
 
 
-def _supervisor_pid() -> int | None:
+def _supervisor_pid(pid_file: Path = paths.SUPERVISOR_PID) -> int | None:
     """The running supervisor's pid; a zombie or a recycled pid does not count."""
     try:
-        pid = int(paths.SUPERVISOR_PID.read_text())
+        pid = int(pid_file.read_text())
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, ValueError):
         return None
@@ -35,13 +35,25 @@ def _supervisor_pid() -> int | None:
     return pid
 
 
+def _tier_files(tier: str) -> tuple[Path, Path, Path]:
+    """A tier supervisor's spec, pid and status files."""
+    return (paths.STATE / f"services-{tier}.json", paths.STATE / f"supervisor-{tier}.pid",
+            paths.STATE / f"status-{tier}.json")
+
+
+def _tiers_running() -> list[str]:
+    return sorted(f.stem.removeprefix("supervisor-") for f in paths.STATE.glob("supervisor-*.pid"))
+
+
 def status() -> dict:
-    """What the supervisor reports about each component; empty when no cluster runs."""
-    pid = _supervisor_pid()
-    status_file = paths.STATE / "status.json"
-    if pid is None or not status_file.exists():
-        return {}
-    return json.loads(status_file.read_text())
+    """What the supervisors report about each component; empty when no cluster runs."""
+    out: dict = {}
+    pairs = [(paths.SUPERVISOR_PID, paths.STATE / "status.json")]
+    pairs += [_tier_files(tier)[1:] for tier in _tiers_running()]
+    for pid_file, status_file in pairs:
+        if _supervisor_pid(pid_file) is not None and status_file.exists():
+            out.update(json.loads(status_file.read_text()))
+    return out
 
 
 def _until(what: str, check, limit_s: float, log_file: Path | None = None):
@@ -78,16 +90,52 @@ def _node_ready() -> bool:
     return out.strip() == "True"
 
 
-def _start_supervisor() -> None:
+def _start_supervisor(spec: Path = paths.SUPERVISOR_SPEC, pid_file: Path = paths.SUPERVISOR_PID,
+                      log_name: str = "supervisor") -> None:
     paths.LOGS.mkdir(parents=True, exist_ok=True)
-    out = open(paths.LOGS / "supervisor.log", "ab")
+    out = open(paths.LOGS / f"{log_name}.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "conformance.cluster.supervisor", str(paths.SUPERVISOR_SPEC)],
+        [sys.executable, "-m", "conformance.cluster.supervisor", str(spec)],
         stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
         cwd=str(paths.REPO), env=dict(os.environ, PYTHONPATH=str(paths.REPO)),
     )
     out.close()
-    paths.SUPERVISOR_PID.write_text(str(proc.pid))
+    pid_file.write_text(str(proc.pid))
+
+
+def start_services(tier: str, services: list, log=print) -> None:
+    """Run a tier's host-side services (modules shaped like registry.py) under a supervisor of
+    their own, started after the cluster's; a no-op when it already runs them all and each is
+    ready. `cluster down` stops it with the rest."""
+    if _supervisor_pid() is None:
+        raise HarnessError("the local cluster is not running", fix="bring it up first: nox -s cluster")
+    spec_file, pid_file, status_file = _tier_files(tier)
+    names = [service.NAME for service in services]
+    running = _supervisor_pid(pid_file)
+    if running is not None:
+        spec = json.loads(spec_file.read_text())
+        if [c["name"] for c in spec["components"]] == names and all(service.ready() for service in services):
+            return
+        _stop_supervisor(running, f"the {tier} tier's supervisor", log)
+    host.ensure_packages(log, extra={p: p for service in services for p in getattr(service, "PACKAGES", ())})
+    host.check_ports({port: what for service in services for port, what in service.PORTS.items()})
+    spec_file.write_text(json.dumps({"hold_dir": str(paths.HOLD), "status": str(status_file),
+                                     "components": [service.spec() for service in services]}, indent=1))
+    _start_supervisor(spec_file, pid_file, f"supervisor-{tier}")
+    for service in services:
+        _until(f"host service {service.NAME} to be ready", service.ready, service.READY_S,
+               paths.LOGS / f"{service.NAME}.log")
+    log(f"{tier} tier host services ready: {', '.join(names)}")
+
+
+def _stop_supervisor(pid: int, what: str, log=print) -> None:
+    os.kill(pid, signal.SIGTERM)
+    try:
+        wait_for(f"{what} to stop every component", lambda: (host.proc_stat(pid) or ("Z",))[0] == "Z",
+                 timeout=SUPERVISOR_STOP_S, interval=0.2)
+    except WaitTimeout as exc:
+        log(f"{exc}\nkilling it")
+        os.kill(pid, signal.SIGKILL)
 
 
 def _healthy() -> bool:
@@ -147,7 +195,8 @@ def up(log=print) -> None:
 
 def hold(component: str, held: bool) -> None:
     """Stop (held) or let the supervisor restart (released) one component, for fault injection."""
-    names = [c["name"] for c in json.loads(paths.SUPERVISOR_SPEC.read_text())["components"]]
+    specs = [paths.SUPERVISOR_SPEC] + [_tier_files(tier)[0] for tier in _tiers_running()]
+    names = [c["name"] for spec in specs if spec.exists() for c in json.loads(spec.read_text())["components"]]
     if component not in names:
         raise HarnessError(f"no component named {component!r}", fix=f"use one of: {', '.join(names)}")
     flag = paths.HOLD / component
@@ -159,15 +208,14 @@ def hold(component: str, held: bool) -> None:
 
 def down(log=print) -> None:
     """Stop everything the cluster started and remove everything it created (not the cache)."""
+    if paths.STATE.exists():
+        for tier in reversed(_tiers_running()):
+            pid = _supervisor_pid(_tier_files(tier)[1])
+            if pid is not None:
+                _stop_supervisor(pid, f"the {tier} tier's supervisor", log)
     pid = _supervisor_pid()
     if pid is not None:
-        os.kill(pid, signal.SIGTERM)
-        try:
-            wait_for("the supervisor to stop every component", lambda: _supervisor_pid() is None,
-                     timeout=SUPERVISOR_STOP_S, interval=0.2)
-        except WaitTimeout as exc:
-            log(f"{exc}\nkilling it")
-            os.kill(pid, signal.SIGKILL)
+        _stop_supervisor(pid, "the supervisor", log)
     # Shims, pod processes and anything else run from the cluster's binaries.
     roots = (paths.CACHE / "bin", paths.STATE, paths.RUN)
     host.kill_all(host.pids_using(roots, marker=paths.RUN))

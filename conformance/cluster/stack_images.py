@@ -6,7 +6,8 @@ from pathlib import Path
 
 from conformance.cluster import argocd_images, paths, probe_image
 from conformance.cluster.build import Program, load_stack
-from conformance.cluster.images import File, ImageConfig, ImageSpec, build_image, import_image, list_images, read_oci_archive
+from conformance.cluster.images import (File, Symlink, ImageConfig, ImageSpec, binary_with_libraries, build_image,
+                                        import_image, list_images, read_oci_archive)
 
 
 # The project's own images, built from C and Go sources (images/) and the pause source upstream.
@@ -22,21 +23,33 @@ def _tag(spec: dict, progs: dict[str, Program]) -> str:
 
 
 def build_one(spec: dict, progs: dict[str, Program]) -> Path:
-    """The archive of one entry of the stack list's images (its program must be built)."""
+    """The archive of one entry of the stack list's images (its program must be built).
+
+    `path` places the binary elsewhere than at the root, `links` adds names that point at it
+    (one binary serving several roles by its name), and `libraries: true` packs the shared
+    libraries a dynamically linked binary loads."""
     if "build" in spec:
         return BUILDERS[spec["build"]]()
     program, binary = spec["program"].split("/", 1)
+    where = spec.get("path", f"/{binary}")
+    source = progs[program].binary(binary)
+    contents = binary_with_libraries(source, where) if spec.get("libraries") else {where: File(source)}
     image = ImageSpec(
         name=_tag(spec, progs),
-        contents={f"/{binary}": File(progs[program].binary(binary))},
+        contents={**contents, **{link: Symlink(where) for link in spec.get("links", ())}},
         config=ImageConfig(entrypoint=tuple(spec["entrypoint"])),
     )
     return build_image(image)
 
 
-def build_all(progs: dict[str, Program], log=print) -> list[Path]:
-    archives = [build_one(spec, progs) for spec in load_stack()["images"]]
-    log(f"{len(archives)} images ready under {paths.CACHE / 'images'}")
+def specs(tiers: tuple[str, ...] = ("core",)) -> list[dict]:
+    """The stack list's images of these tiers."""
+    return [spec for spec in load_stack()["images"] if spec.get("tier", "core") in tiers]
+
+
+def build_all(progs: dict[str, Program], log=print, tiers: tuple[str, ...] = ("core",)) -> list[Path]:
+    archives = [build_one(spec, progs) for spec in specs(tiers)]
+    log(f"{len(archives)} images of tier {', '.join(tiers)} ready under {paths.CACHE / 'images'}")
     return archives
 
 

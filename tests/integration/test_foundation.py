@@ -26,6 +26,7 @@ from conformance.cluster import paths
 from conformance.guard import WriteGuard, WriteRefused
 from conformance.waiting import wait_for
 from tinysuite import ALL_PLUGINS, DNS_ONLY, derived_profile, project, run
+from tiers import installed_profile
 
 from cluster_audit import audit_lines, audit_since, not_read_only
 from run_leftovers import lease_holder, left_by, new_id
@@ -334,8 +335,8 @@ def test_the_suites_run_read_only_under_the_reader(tmp_path):
     repo = Path(__file__).resolve().parents[2]
     since = runs.now() - dt.timedelta(seconds=1)
     proc = subprocess.run(
-        [sys.executable, "-m", "pytest", "suites", "--profile=local", "--mode=read-only", f"--kubeconfig={READER}",
-         f"--reports={tmp_path}", "-p", "no:cacheprovider"],
+        [sys.executable, "-m", "pytest", "suites", f"--profile={installed_profile(tmp_path / 'local.yaml')}",
+         "--mode=read-only", f"--kubeconfig={READER}", f"--reports={tmp_path}", "-p", "no:cacheprovider"],
         cwd=repo, capture_output=True, text=True, timeout=900, env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
     doc = json.loads((tmp_path / "summary.json").read_text())
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]

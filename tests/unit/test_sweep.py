@@ -47,6 +47,19 @@ def test_expired_objects_go_even_when_their_run_lives():
     assert chosen(objects, "live0001") == {"pcf-live0001-old": "expired at 2030-01-02T06:00:00Z"}
 
 
+def test_upgrade_gate_sentinels_outlive_dead_runs_and_go_only_past_their_own_expiry():
+    objects = [obj("pcf-gateab12-sentinels", "gateab12", LATER), obj("pcf-gatecd34-sentinels", "gatecd34", EARLIER)]
+    assert chosen(objects, None) == {"pcf-gatecd34-sentinels": "expired at 2030-01-02T06:00:00Z"}
+
+
+def test_a_run_id_is_never_a_gate_id():
+    from conformance import run as runs
+
+    assert all(not runs.is_gate(runs.new_run_id()) for _ in range(2000))
+    gate = runs.new_gate_id()
+    assert runs.is_gate(gate) and runs.RUN_ID.match(gate)
+
+
 def test_objects_not_labelled_by_a_run_are_never_taken():
     objects = [obj("kube-system", managed=False), obj("someone-else", run="dead0001", managed=False),
                obj("no-run-label", run=None, expires=EARLIER)]
