@@ -63,4 +63,5 @@ def derived_profile(path: Path, base: str = "local", **changes: object) -> Path:
 # The local profile narrowed to cluster DNS alone, with no capability claims, for tiny suites of DNS promises.
 DNS_ONLY = {"cluster": {"dual_stack": False},
             "components": {"control_plane": {"claimed": False}, "runtime": {"claimed": False},
-                           "networking": {"claimed": False}, "dns": {"external_name": None}}}
+                           "networking": {"claimed": False}, "dns": {"external_name": None},
+                           "argocd": {"claimed": False}}}

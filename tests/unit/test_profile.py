@@ -51,7 +51,7 @@ def test_local_profile_states_the_local_cluster_facts():
     assert p.cluster.api_endpoint == "https://192.168.77.2:6443"
     assert p.cluster.nodes == ("pcf-node",)
     assert (p.components.dns.service, p.components.dns.ip, p.components.dns.replicas) == ("kube-dns", "10.96.0.10", 1)
-    assert p.claimed == ("control_plane", "runtime", "networking", "dns")
+    assert p.claimed == ("control_plane", "runtime", "networking", "dns", "argocd")
     assert (p.outside.origin, p.outside.netns) == ("netns", "pcf-outside")
     assert p.identities.read_only.kubeconfig.endswith("reader.conf")
     assert p.identities.full.kubeconfig.endswith("runner.conf")
@@ -226,11 +226,11 @@ def test_set_below_a_scalar():
 
 def test_set_can_claim_a_component_only_with_its_names():
     with pytest.raises(ProfileError) as caught:
-        profiles.load("local", ["components.argocd.claimed=true"])
-    assert caught.value.path == "components.argocd.namespace"
-    p = profiles.load("local", ["components.argocd.claimed=true", "components.argocd.namespace=argocd",
-                                "components.argocd.project=default"])
-    assert p.claims("argocd")
+        profiles.load("local", ["components.metallb.claimed=true"])
+    assert caught.value.path == "components.metallb.namespace"
+    p = profiles.load("local", ["components.metallb.claimed=true", "components.metallb.namespace=metallb",
+                                "components.metallb.pools=[pool-1]"])
+    assert p.claims("metallb")
 
 
 def test_waivers_count_until_their_expiry_day():
