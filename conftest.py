@@ -6,10 +6,10 @@ pytest_plugins = [
     "fixtures.selection",
     "fixtures.cluster",
     "fixtures.namespaces",
+    "fixtures.diagnostics",
     "fixtures.outside",
     "fixtures.workloads",
     "fixtures.probes",
     "fixtures.argocd",
-    "fixtures.diagnostics",
     "fixtures.reporting",
 ]
