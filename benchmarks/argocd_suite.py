@@ -61,6 +61,9 @@ def suite(extra: list[str]) -> None:
         t0 = time.monotonic()
         proc = subprocess.run(argv, cwd=ROOT, capture_output=True, text=True, timeout=LIMIT_S)
         wall = time.monotonic() - t0
+        if proc.returncode == 2:  # could not run (e.g. another full run holds the lease): say why
+            print((proc.stdout + proc.stderr)[-2000:])
+            return
         summary = json.loads((Path(tmp) / "summary.json").read_text())
     counts = ", ".join(f"{n} {k}" for k, n in summary["counts"].items() if n)
     print(f"argocd suite: {wall:.1f} s wall, exit {proc.returncode}, {summary['verdict']['word']} ({counts})")

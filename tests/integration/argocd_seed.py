@@ -29,11 +29,13 @@ SEEDED_S = 240.0
 
 
 def child(name: str, url: str, path: str | None = None) -> str:
-    """An Application manifest as the app-of-apps' repository holds it (auto-sync, no prune, no self-heal)."""
+    """An Application manifest as the app-of-apps' repository holds it: auto-sync, no prune, no
+    self-heal, written `automated: {}` as the API keeps it (false fields are dropped, and an
+    app-of-apps holding `prune: false` would see its child as changed)."""
     return (f"apiVersion: {argocd.API_VERSION}\nkind: Application\nmetadata:\n  name: {name}\n"
             f"spec:\n  project: default\n  source:\n    repoURL: {url}\n    path: {path or 'modules/' + name}\n"
             f"    targetRevision: HEAD\n  destination:\n    server: https://kubernetes.default.svc\n"
-            f"    namespace: {OUTSIDE_NS}\n  syncPolicy:\n    automated: {{prune: false, selfHeal: false}}\n")
+            f"    namespace: {OUTSIDE_NS}\n  syncPolicy:\n    automated: {{}}\n")
 
 
 @dataclass(frozen=True)
