@@ -6,6 +6,7 @@ pytest_plugins = [
     "fixtures.selection",
     "fixtures.cluster",
     "fixtures.namespaces",
+    "fixtures.diagnostics",
     "fixtures.outside",
     "fixtures.certificates",
     "fixtures.secrets",
@@ -13,6 +14,6 @@ pytest_plugins = [
     "fixtures.workloads",
     "fixtures.probes",
     "fixtures.edge",
-    "fixtures.diagnostics",
+    "fixtures.argocd",
     "fixtures.reporting",
 ]

@@ -52,6 +52,7 @@ KINDS: dict[str, Kind] = {k.name: k for k in (
     Kind("storage/rwx-class", "components.storage.rwx_classes", "storage", named=True),
     Kind("storage/expandable-class", "components.storage.expandable_classes", "storage", named=True),
     Kind("ceph/rook", "components.ceph.rook", "ceph"),
+    Kind("argocd/app-of-apps", "components.argocd.app_of_apps", "argocd"),
 )}
 
 

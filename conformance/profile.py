@@ -386,9 +386,23 @@ class VaultSecrets(ComponentClaim):
 
 
 @_schema
+class SyncPolicy:
+    """An Application's sync policy, as `spec.syncPolicy.automated` declares it."""
+
+    automated: bool = _f("true when Applications sync on their own (spec.syncPolicy.automated is set)")
+    prune: bool = _f("true when an automated sync deletes objects removed from git (automated.prune)", False)
+    self_heal: bool = _f("true when an automated sync reverts changes made by hand (automated.selfHeal)", False)
+
+
+@_schema
 class ArgoCD(ComponentClaim):
     namespace: str | None = _f("namespace of Argo CD and its Applications", None)
     project: str | None = _f("AppProject test Applications use", None)
+    sync_policy: SyncPolicy | None = _f(
+        "the sync policy every Application declares, e.g. {automated: true, prune: false, self_heal: false}", None)
+    manual_apps: tuple[str, ...] = _f("Applications that must sync by hand instead, e.g. [bootstrap]", ())
+    app_of_apps: str | None = _f("the Application that declares every other one, e.g. bootstrap", None,
+                                 optional=True)
 
 
 @_schema

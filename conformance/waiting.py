@@ -62,6 +62,9 @@ TIMEOUTS: dict[str, Timeout] = {
                                       "within seconds; cert-manager's ingress shim orders first"),
     "secret_synced": Timeout(300, "above every profile's secret_synced_s budget"),
     "application_synced": Timeout(600, "Argo CD's default refresh is every 3 minutes"),
+    "application_compared": Timeout(60, "Argo CD compares an Application within seconds of a refresh "
+                                        "request or of a change to an object it manages"),
+    "application_deleted": Timeout(180, "the finalizer deletes every managed object (foreground) first"),
     # The run's lease.
     "lease_released": Timeout(30, "a release is one API call"),
 }

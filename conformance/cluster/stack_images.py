@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.cluster import crio, paths, probe_image
+from conformance.cluster import argocd_images, crio, paths, probe_image
 from conformance.cluster.build import Program, load_stack
 from conformance.cluster.images import (File, Symlink, ImageConfig, ImageSpec, binary_with_libraries, build_image,
                                         import_image, list_images, read_oci_archive)
 
 
 # The project's own images, built from C and Go sources (images/) and the pause source upstream.
-BUILDERS = {"pause": probe_image.build_pause_image, "probe": probe_image.build_probe_image}
+BUILDERS = {"pause": probe_image.build_pause_image, "probe": probe_image.build_probe_image,
+            **argocd_images.BUILDERS}
 
 
 def _tag(spec: dict, progs: dict[str, Program]) -> str:

@@ -26,6 +26,7 @@ from conformance.waiting import wait_for
 MANIFESTS = Path(__file__).resolve().parents[2] / "manifests" / "probes"
 PROBE_IMAGE = "localhost/platform-conformance/probe:0.1.0"
 ECHO_IMAGE = "registry.k8s.io/e2e-test-images/agnhost:2.63.0"
+GIT_IMAGE = "localhost/platform-conformance/git:0.1.0"  # the run's git server (Argo CD's source)
 SHARED = "core-probes"  # the shared workload's name in the run's record
 PROBE_SELECTOR = "app.kubernetes.io/name=pcf-probe"
 ECHO_SELECTOR = "app.kubernetes.io/name=pcf-echo"
@@ -42,7 +43,8 @@ def render(name: str, images: Images | None = None, **values: str) -> list[dict]
     images = images or Images()
     text = (MANIFESTS / f"{name}.yaml").read_text()
     filled = string.Template(text).substitute(
-        {"PROBE_IMAGE": images.image(PROBE_IMAGE), "ECHO_IMAGE": images.image(ECHO_IMAGE), **values})
+        {"PROBE_IMAGE": images.image(PROBE_IMAGE), "ECHO_IMAGE": images.image(ECHO_IMAGE),
+         "GIT_IMAGE": images.image(GIT_IMAGE), **values})
     docs = [d for d in yaml.safe_load_all(filled) if d]
     if images.pull_secret:
         for doc in docs:

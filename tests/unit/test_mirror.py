@@ -36,7 +36,8 @@ def test_the_mirror_prefix_goes_before_each_upstream_name():
 def test_without_a_prefix_the_listing_says_the_probe_image_needs_publishing():
     text = mirror.listing("production", Images())
     assert f"{workloads.PROBE_IMAGE}\t{workloads.PROBE_IMAGE}" in text
-    assert "no registry serves localhost/platform-conformance/probe" in text and "publish-images" in text
+    assert "no registry serves localhost/platform-conformance/git:0.1.0, localhost/platform-conformance/probe" in text
+    assert "publish-images" in text
     assert "no registry serves" not in mirror.listing("x", Images(registry_prefix="reg.example/m"))
 
 

@@ -226,11 +226,11 @@ def test_set_below_a_scalar():
 
 def test_set_can_claim_a_component_only_with_its_names():
     with pytest.raises(ProfileError) as caught:
-        profiles.load("local", ["components.argocd.claimed=true"])
-    assert caught.value.path == "components.argocd.namespace"
-    p = profiles.load("local", ["components.argocd.claimed=true", "components.argocd.namespace=argocd",
-                                "components.argocd.project=default"])
-    assert p.claims("argocd")
+        profiles.load("local", ["components.metallb.claimed=true"])
+    assert caught.value.path == "components.metallb.namespace"
+    p = profiles.load("local", ["components.metallb.claimed=true", "components.metallb.namespace=metallb",
+                                "components.metallb.pools=[pool-1]"])
+    assert p.claims("metallb")
 
 
 def test_waivers_count_until_their_expiry_day():
