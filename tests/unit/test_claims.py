@@ -32,9 +32,11 @@ def test_components_and_capabilities_come_from_the_profile():
 
 def test_local_claims_only_what_its_stack_installs():
     assert [c.id for c in claims.of(LOCAL)] == [
-        "control_plane", "runtime", "networking", "dns", "ingress", "metallb",
+        "control_plane", "runtime", "networking", "dns", "ingress", "metallb", "cert_manager", "storage",
+        "object_storage", "ceph", "vault", "vault_secrets", "argocd",
         "cluster/dual-stack", "networking/nodeports-from-outside", "networking/egress-world",
-        "dns/upstream-forwarder", "metallb/pool:pcf-lan"]
+        "dns/upstream-forwarder", "metallb/pool:pcf-lan", "cert-manager/issuer:pebble",
+        "cert-manager/issuer:pebble-http01", "storage/class:local-path"]
 
 
 def test_a_capability_of_an_unclaimed_component_is_not_claimed():

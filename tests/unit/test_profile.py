@@ -51,7 +51,8 @@ def test_local_profile_states_the_local_cluster_facts():
     assert p.cluster.api_endpoint == "https://192.168.77.2:6443"
     assert p.cluster.nodes == ("pcf-node",)
     assert (p.components.dns.service, p.components.dns.ip, p.components.dns.replicas) == ("kube-dns", "10.96.0.10", 1)
-    assert p.claimed == ("control_plane", "runtime", "networking", "dns", "ingress", "metallb")
+    assert p.claimed == ("control_plane", "runtime", "networking", "dns", "ingress", "metallb", "cert_manager",
+                         "storage", "object_storage", "ceph", "vault", "vault_secrets", "argocd")
     assert (p.outside.origin, p.outside.netns) == ("netns", "pcf-outside")
     assert p.identities.read_only.kubeconfig.endswith("reader.conf")
     assert p.identities.full.kubeconfig.endswith("runner.conf")
@@ -226,11 +227,10 @@ def test_set_below_a_scalar():
 
 def test_set_can_claim_a_component_only_with_its_names():
     with pytest.raises(ProfileError) as caught:
-        profiles.load("local", ["components.metallb.claimed=true"])
-    assert caught.value.path == "components.metallb.namespace"
-    p = profiles.load("local", ["components.metallb.claimed=true", "components.metallb.namespace=metallb",
-                                "components.metallb.pools=[pool-1]"])
-    assert p.claims("metallb")
+        profiles.load("local", ["components.cilium.claimed=true"])
+    assert caught.value.path == "components.cilium.namespace"
+    p = profiles.load("local", ["components.cilium.claimed=true", "components.cilium.namespace=cilium"])
+    assert p.claims("cilium")
 
 
 def test_waivers_count_until_their_expiry_day():
