@@ -28,8 +28,10 @@ ROOT = Path(__file__).resolve().parents[1]
 SUITES = ["suites/test_tls.py", "suites/test_golden_path.py"]
 KUBECONFIG = "/var/lib/platform-conformance/local/runner.conf"
 LIMIT_S = 1800
-# The stack's processes, by the name the kernel gives them (comm).
-PROGRAMS = ("controller", "webhook", "cainjector", "pebble", "named")
+# The stack's processes: the name the kernel gives them (comm), and a word of their command line
+# that tells them from other programs of the same name (MetalLB's controller).
+PROGRAMS = {"controller": "--acme-http01-solver-image", "webhook": "--dynamic-serving-ca-secret-name",
+            "cainjector": "", "pebble": "", "named": "bind9"}
 WINDOW_S = 10.0
 
 
@@ -38,9 +40,10 @@ def _processes() -> dict[int, str]:
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
             comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if comm in PROGRAMS:
+        if comm in PROGRAMS and PROGRAMS[comm] in cmdline:
             found[int(pid)] = comm
     return found
 
