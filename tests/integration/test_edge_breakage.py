@@ -25,7 +25,6 @@ pytestmark = [pytest.mark.serial, needs("metallb", "metallb-pool", "contour")]
 
 METALLB, CONTOUR = "metallb-system", "projectcontour"
 EDGE = ("suites/test_loadbalancer.py", "suites/test_ingress.py")
-CLAIMED = ("--set", "components.metallb.claimed=true", "--set", "components.ingress.claimed=true")
 NOWHERE = {"platform-conformance.io/no-such-node": "true"}
 RECOVER_S = 180.0
 
@@ -33,7 +32,7 @@ RECOVER_S = 180.0
 def _judge(held, tmp_path, keyword: str, profile: str = "local"):  # noqa: F811 - the fixture
     try:
         return run_suites(list(EDGE), tmp_path, keyword=keyword, profile=profile,
-                          extra=(*CLAIMED, f"--timeout-scale={SCALE}", f"--run-id={held.run.run_id}"))
+                          extra=(f"--timeout-scale={SCALE}", f"--run-id={held.run.run_id}"))
     finally:
         # The run released the lease it shared; hold it again until the component is restored
         # (another full run waiting for the lease may take it first: then wait for that one).

@@ -29,7 +29,6 @@ METALLB = "metallb-system"
 POOL = "pcf-seed-pool-1"
 RANGES = ("192.168.77.230-192.168.77.233", "fd00:77::230-fd00:77::233")
 FIRST, SECOND = "192.168.77.230", "192.168.77.231"
-CLAIMED = ("--set", "components.metallb.claimed=true", "--set", "components.ingress.claimed=true")
 
 
 def _service(name: str, address: str) -> dict:
@@ -63,7 +62,7 @@ def _read_only(tmp_path, metallb: dict, ingress: dict | None = None, keyword: st
     components = {"metallb": metallb, **({"ingress": ingress} if ingress else {})}
     profile = derived_profile(tmp_path / "profile.yaml", components=components)
     return run_suites(["suites/test_loadbalancer.py", "suites/test_ingress.py"], tmp_path, mode="read-only",
-                      profile=profile, keyword=keyword, extra=CLAIMED)
+                      profile=profile, keyword=keyword)
 
 
 def _metallb(ns: str, pinned_address: str = FIRST, ranges=RANGES) -> dict:
