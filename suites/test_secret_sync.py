@@ -46,11 +46,9 @@ def _await(kube, adapter, profile, namespace: str, name: str, what: str, until, 
                         until=lambda o: until(o) or (o.state is not None and o.state.error),
                         timeout=limit, interval=0.5)
     except WaitTimeout as exc:
-        pytest.fail(f"{exc}\n{_why(kube, adapter, profile, namespace, name)}", pytrace=False)
+        raise AssertionError(f"{exc}\n{_why(kube, adapter, profile, namespace, name)}") from None
     elapsed = time.monotonic() - t0
-    if not until(seen):
-        pytest.fail(f"{what} did not happen: {seen}\n{_why(kube, adapter, profile, namespace, name)}",
-                    pytrace=False)
+    assert until(seen), f"{what} did not happen: {seen}\n{_why(kube, adapter, profile, namespace, name)}"
     return seen, elapsed
 
 
