@@ -15,6 +15,7 @@ from kubernetes import client as k8s
 
 from conformance import run as runs, waiting
 from conformance.cluster import ceph, ceph_osd, ceph_rgw
+from conformance.probes import ceph as ceph_probe
 from tests.integration.core_runs import run_suites
 from tests.integration.test_core_breakage import _cluster, held  # noqa: F401 - held: the lease fixture
 from tiers import needs
@@ -64,7 +65,7 @@ def test_stopped_radosgw_fails_object_storage_promises_naming_the_gateway(held, 
     try:
         _hold(ceph_rgw.NAME, True)
         _wait("radosgw to stop answering", lambda: not ceph.http_ok(ceph.RGW_ENDPOINT + "/"))
-        run = _judge(held, ["suites/test_object_storage.py"], tmp_path, keyword="roundtrip or presigned or multipart")
+        run = _judge(held, ["suites/test_object_storage.py"], tmp_path, keyword="checksum or presigned or multipart")
     finally:
         _hold(ceph_rgw.NAME, False)
         _wait("radosgw to serve again", ceph_rgw.ready)
@@ -80,6 +81,9 @@ def test_stopped_osd_fails_ceph_health_and_osd_promises_naming_the_osd(held, tmp
     try:
         _hold(ceph_osd.NAME, True)
         _wait("the OSD to be reported down", lambda: not ceph_osd.ready())
+        # The manager's prometheus module serves what it gathered last; wait until it says so too.
+        _wait("the manager's metrics to show osd.0 down",
+              lambda: ceph_probe.read(None, ceph.METRICS_URL).osds_up.get("osd.0") is False)
         run = _judge(held, ["suites/test_ceph.py"], tmp_path, keyword="health or osds")
     finally:
         _hold(ceph_osd.NAME, False)
@@ -108,7 +112,6 @@ def test_stopped_provisioner_fails_binding_naming_the_provisioner(admin_api, hel
             name, namespace).status.ready_replicas or 0, until=lambda n: n >= before)
     assert run.exit_code == 1, run.output
     _names(run, "storage/claim/binds-within-budget", "its provisioner rancher.io/local-path did not bind")
-    _names(run, "storage/claim/binds-within-budget", "external provisioner \"rancher.io/local-path\"")
 
 
 @needs_storage
@@ -123,7 +126,7 @@ def test_class_naming_missing_pool_and_namespace_fails_the_reference_check(admin
                               components={"storage": {"storage_classes": ["local-path", name]}})
     try:
         run = run_suites(["suites/test_ceph.py"], tmp_path / "reports", mode="read-only", profile=profile,
-                         keyword="references")
+                         keyword="name_what_exists")
     finally:
         storage.delete_storage_class(name)
     assert run.exit_code == 1, run.output
