@@ -87,7 +87,7 @@ def test_storage_classes_name_what_exists(profile, kube, dyn, ceph_state):
                                ({("", g) for g in ceph_state.gateways} or None), namespaces)
         checked += refs
         missing += [str(r) for r in refs if not r.exists]
-    assert missing == [], "\n".join(missing) + f"\nchecked: {[str(r) for r in checked]}"
+    assert missing == [], "; ".join(missing) + f"\nchecked: {[str(r) for r in checked]}"
 
 
 def _object_stores(dyn) -> set[tuple[str, str]]:

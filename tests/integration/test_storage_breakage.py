@@ -17,7 +17,7 @@ from conformance import run as runs, waiting
 from conformance.cluster import ceph, ceph_osd, ceph_rgw
 from conformance.probes import ceph as ceph_probe
 from tests.integration.core_runs import run_suites
-from tests.integration.test_core_breakage import _cluster, held  # noqa: F401 - held: the lease fixture
+from tests.integration.test_core_breakage import _cluster, _renewing
 from tiers import needs
 from tinysuite import derived_profile
 
@@ -27,6 +27,24 @@ PROVISIONER = ("local-path-storage", "local-path-provisioner")
 
 
 needs_storage = needs("ceph", "radosgw", "local-path-provisioner")
+
+
+@pytest.fixture
+def held(admin_api):
+    """The full-run lease from before the break until after the restore (as in
+    test_core_breakage), taken again when another run's lease appears or goes between our read
+    and write (the cluster is shared)."""
+    lease = runs.RunLease(admin_api, runs.RunIdentity(runs.new_run_id(), "full"))
+    waiting.wait_for("the full-run lease (another full run holds it)", lease.acquire, until=lambda _: True,
+                     timeout=900.0, interval=1.0, retry_on=(runs.LeaseHeld, k8s.ApiException))
+    try:
+        with _renewing(lease):
+            yield lease
+    finally:
+        try:
+            lease.release()
+        except k8s.ApiException:
+            pass  # already gone or taken over: nothing of ours to release
 
 
 def _hold(service: str, held_: bool) -> None:
