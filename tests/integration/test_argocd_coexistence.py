@@ -58,7 +58,7 @@ def test_full_run_keeps_outside_apps_synced_and_a_deliberate_change_is_caught(ad
         reports = tmp_path / "tiny-reports"
         done = run_tiny(root, "--profile=local", "--mode=full", f"--kubeconfig={paths.kubeconfig('runner')}",
                         f"--reports={reports}", f"--run-id={held.run.run_id}", "-q", "-k",
-                        "coexistence or changes_an_object", timeout=300)
+                        "outside_applications_in_sync or changes_an_object", timeout=300)
         held.acquire()
     summary = _promises(reports)
     assert summary.get("argocd/test/changes-outside-object") == "passed", done.stdout[-4000:]
