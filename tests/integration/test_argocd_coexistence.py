@@ -15,7 +15,7 @@ import pytest
 from conformance.cluster import paths
 from tests.integration import argocd_seed
 from tests.integration.core_runs import ROOT, run_suites
-from run_leftovers import wait_for_free_lease
+from tests.integration.test_core_breakage import held  # noqa: F401 - the full-run lease fixture
 from tinysuite import ALL_PLUGINS, project, run as run_tiny
 
 try:
@@ -43,10 +43,11 @@ def test_changes_an_object_an_outside_application_manages(kube):
 '''
 
 
-def test_full_run_keeps_outside_apps_synced_and_a_deliberate_change_is_caught(admin_api, tmp_path):
+def test_full_run_keeps_outside_apps_synced_and_a_deliberate_change_is_caught(admin_api, held, tmp_path):  # noqa: F811
+    """Both runs carry the held lease's run id, so no other full run comes between the seed and them."""
     with argocd_seed.seeded(admin_api):
-        wait_for_free_lease(admin_api)
-        clean = run_suites(["suites/test_argocd.py"], tmp_path / "clean")
+        clean = run_suites(["suites/test_argocd.py"], tmp_path / "clean", extra=(f"--run-id={held.run.run_id}",))
+        held.acquire()  # the run released the lease it shared
         assert clean.outcomes(PROMISE) == {"passed"}, clean.output
         assert clean.exit_code == 0, clean.output
 
@@ -55,9 +56,10 @@ def test_full_run_keeps_outside_apps_synced_and_a_deliberate_change_is_caught(ad
             "suites/test_deliberate.py": DELIBERATE,
         }, plugins=(*ALL_PLUGINS, "fixtures.argocd"))
         reports = tmp_path / "tiny-reports"
-        wait_for_free_lease(admin_api)
         done = run_tiny(root, "--profile=local", "--mode=full", f"--kubeconfig={paths.kubeconfig('runner')}",
-                        f"--reports={reports}", "-q", "-k", "coexistence or changes_an_object", timeout=300)
+                        f"--reports={reports}", f"--run-id={held.run.run_id}", "-q", "-k",
+                        "outside_applications_in_sync or changes_an_object", timeout=300)
+        held.acquire()
     summary = _promises(reports)
     assert summary.get("argocd/test/changes-outside-object") == "passed", done.stdout[-4000:]
     assert summary.get(PROMISE) == "failed", done.stdout[-4000:]
