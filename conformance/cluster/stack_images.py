@@ -13,6 +13,13 @@ from conformance.cluster.images import (File, Symlink, ImageConfig, ImageSpec, b
 # The project's own images, built from C and Go sources (images/) and the pause source upstream.
 BUILDERS = {"pause": probe_image.build_pause_image, "probe": probe_image.build_probe_image,
             **argocd_images.BUILDERS}
+# Debian packages a builder takes files from, installed before the images of a tier are built.
+BUILDER_PACKAGES = {name: argocd_images.PACKAGES for name in argocd_images.BUILDERS}
+
+
+def packages(tiers: tuple[str, ...]) -> dict[str, str]:
+    """What the images of `tiers` need installed on the host, as host.ensure_packages takes it."""
+    return {package: package for spec in specs(tiers) for package in BUILDER_PACKAGES.get(spec.get("build"), ())}
 
 
 def _tag(spec: dict, progs: dict[str, Program]) -> str:

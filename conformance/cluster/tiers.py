@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from conformance.cluster import build, stack_images
+from conformance.cluster import build, host, stack_images
 from conformance.cluster.errors import HarnessError
 
 CORE = "core"
@@ -95,6 +95,7 @@ def prepare(tier: str, log=print) -> None:
     if tier == CORE:
         return  # the cluster's own bring-up prepares the core
     progs = build.build_all(log=log, tiers=(tier,))
+    host.ensure_packages(log, extra=stack_images.packages((tier,)))
     archives = stack_images.build_all(progs, log=log, tiers=(tier,))
     if archives:
         stack_images.load_all(progs, archives, log=log)
