@@ -7,7 +7,7 @@ from pathlib import Path
 import yaml
 
 from conformance.cluster import network as net
-from conformance.cluster import crio, outside_web, paths, pki, registry
+from conformance.cluster import bind9, crio, outside_web, paths, pki, registry
 from conformance.cluster.build import Program
 
 API_PORT = 6443
@@ -201,7 +201,10 @@ def specs(progs: dict[str, Program], runtime: str = "containerd") -> list[dict]:
             "/usr/sbin/dnsmasq", "--keep-in-foreground", "--conf-file=/dev/null", "--no-resolv",
             "--no-hosts", "--bind-interfaces", f"--listen-address={net.NODE_IPV4}", "--user=root",
             f"--pid-file={paths.RUN / 'lan-dns.pid'}",
-            "--log-facility=-", *(f"--address=/{net.OUTSIDE_NAME}/{ip}" for ip in (net.OUTSIDE_IPV4, net.OUTSIDE_IPV6))]},
+            "--log-facility=-", *(f"--address=/{net.OUTSIDE_NAME}/{ip}" for ip in (net.OUTSIDE_IPV4, net.OUTSIDE_IPV6)),
+            # The rest of the zone is bind9's (the edge tier's RFC2136 target), so names the
+            # suites publish there resolve from pods too (cert-manager's HTTP-01 self-check).
+            f"--server=/{bind9.ZONE}/{bind9.ADDRESS}#{bind9.PORT}"]},
         {"name": "kube-apiserver", "log": log("kube-apiserver"), "argv": [
             str(k8s.binary("kube-apiserver")), f"--etcd-servers={ETCD_CLIENT}",
             "--bind-address=0.0.0.0", f"--secure-port={API_PORT}", f"--advertise-address={net.NODE_IPV4}",
