@@ -34,6 +34,9 @@ RUNTIME_WRAPPER = ROOT / "runc-restrict-oom"
 # pod sandboxes (-998) and the kubelet gives Guaranteed pods (-997). containerd clamps it itself
 # (restrict_oom_score_adj); CRI-O has no such setting, so its runtime is runc behind this wrapper,
 # which clamps a negative value to the runtime's own (0) in the bundle before `runc create`.
+# This machine's cgroup v1 has no hugetlb hierarchy mounted, where CRI-O (unlike containerd)
+# passes the kubelet's per-size hugepage limits on; runc cannot set them, so the wrapper drops
+# them (no pod here asks for hugepages).
 WRAPPER = f"""#!/usr/bin/python3 -S
 import json, os, sys
 args = sys.argv[1:]
@@ -44,8 +47,9 @@ if "create" in args:
         spec = json.load(f)
     if (spec.get("process") or {{}}).get("oomScoreAdj", 0) < 0:
         spec["process"]["oomScoreAdj"] = 0
-        with open(path, "w") as f:
-            json.dump(spec, f)
+    ((spec.get("linux") or {{}}).get("resources") or {{}}).pop("hugepageLimits", None)
+    with open(path, "w") as f:
+        json.dump(spec, f)
 os.execv("{RUNC}", ["{RUNC}", *args])
 """
 
