@@ -84,6 +84,9 @@ listen = "{SOCKET}"
 
 [crio.runtime]
 default_runtime = "runc"
+# What containerd's CRI does by default (enable_unprivileged_ports and _icmp): non-root pods such
+# as CoreDNS bind ports below 1024 and ping without extra capabilities.
+default_sysctls = ["net.ipv4.ip_unprivileged_port_start=0", "net.ipv4.ping_group_range=0 2147483647"]
 cgroup_manager = "cgroupfs"
 conmon_cgroup = "pod"
 selinux = false
