@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import re
 import sys
 import time
@@ -23,12 +22,13 @@ import yaml
 from kubernetes.dynamic import DynamicClient
 
 from conformance import InputError, manifests
+from conformance.cluster import paths
 from conformance.waiting import WaitTimeout, wait_for
 from conformance import profile as profiles
 
 STACK = Path(__file__).resolve().parents[1] / "manifests" / "stack.yaml"
 # What `install` put on the local cluster (removed with the cluster's state by `cluster down`).
-RECORD = Path(os.environ.get("PCF_STATE", "/var/lib/platform-conformance/local")) / "stack.json"
+RECORD = paths.STATE / "stack.json"
 
 
 @dataclass(frozen=True)
