@@ -7,7 +7,8 @@
 `before` runs the suites, records a platform snapshot (versions of the API server, nodes,
 runtimes, component workloads and CRDs; their health; certificate expiries; address pool usage;
 Application states; deprecated APIs still requested, from the API server's own metrics) and
-writes sentinels: data the upgrade must keep, each checked byte for byte afterwards. `after`
+writes sentinels (conformance/sentinels.py): data the upgrade must keep, each checked byte for
+byte afterwards, one for each claimed component that holds data. `after`
 checks the sentinels, runs the suites again, diffs the snapshots and the promises, and fails
 on any regression: a promise that held before and fails now, a lost or changed sentinel, a
 component gone or unhealthy, or a version change the user did not declare as expected
@@ -20,13 +21,10 @@ expiry; `after` and `clean` remove them. Exit codes: 0 pass, 1 a regression, 2 b
 from __future__ import annotations
 
 import argparse
-import base64
 import datetime as dt
 import fnmatch
-import hashlib
 import json
 import re
-import secrets
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -38,8 +36,9 @@ from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import ResourceNotFoundError
 
 from conformance import InputError, compare, kube, namespaces, profile as profiles, run as runs
-from conformance.guard import WriteGuard
-from conformance.waiting import wait_for
+from conformance.guard import WriteGuard, WriteRefused
+from conformance.outside import OutsideGuard
+from conformance.sentinels import SENTINELS, TROUBLE, Door
 
 GATE_FILE = "gate.json"
 KEEP_DAYS = 7
@@ -231,82 +230,6 @@ def diff(before: dict, after: dict, expected: list[str] = ()) -> list[Difference
     return out
 
 
-# --- sentinels -------------------------------------------------------------------------------
-
-SENTINEL_BYTES = 4096
-
-
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-class ConfigMapSentinel:
-    """Random bytes in a ConfigMap: the API and its store keep data through the upgrade.
-
-    The shape of every sentinel: `kind`, `applies(profile)` (its component is claimed),
-    `write(api, namespace) -> record` (JSON, no secret value: digests only) and
-    `check(api, namespace, record) -> problem or None`; the namespace's deletion removes it."""
-
-    kind = "configmap"
-
-    def applies(self, profile: profiles.Profile) -> bool:
-        return True
-
-    def write(self, api: k8s.ApiClient, namespace: str) -> dict:
-        payload = secrets.token_bytes(SENTINEL_BYTES)
-        k8s.CoreV1Api(api).create_namespaced_config_map(namespace, {
-            "metadata": {"name": "pcf-sentinel"}, "binaryData": {"payload": base64.b64encode(payload).decode()}})
-        return {"kind": self.kind, "where": f"ConfigMap {namespace}/pcf-sentinel", "digest": _digest(payload)}
-
-    def check(self, api: k8s.ApiClient, namespace: str, record: dict) -> str | None:
-        try:
-            cm = k8s.CoreV1Api(api).read_namespaced_config_map("pcf-sentinel", namespace)
-        except k8s.ApiException as exc:
-            return f"{record['where']} is gone ({exc.status} {exc.reason})" if exc.status == 404 else \
-                f"{record['where']} could not be read: {exc.status} {exc.reason}"
-        payload = base64.b64decode((cm.binary_data or {}).get("payload", ""))
-        if _digest(payload) != record["digest"]:
-            return (f"{record['where']} changed: its payload digests to {_digest(payload)}, "
-                    f"not {record['digest']} as written before")
-        return None
-
-
-class LoadBalancerSentinel:
-    """A LoadBalancer Service's address: what the pool handed out before the upgrade is still
-    held by the same Service after it (MetalLB's assignments survive a controller restart)."""
-
-    kind = "loadbalancer"
-    name = "pcf-sentinel-lb"
-
-    def applies(self, profile: profiles.Profile) -> bool:
-        return profile.claims("metallb")
-
-    def _addresses(self, api: k8s.ApiClient, namespace: str) -> list[str]:
-        svc = k8s.CoreV1Api(api).read_namespaced_service(self.name, namespace)
-        return sorted(i.ip for i in (svc.status.load_balancer.ingress or []) if i.ip)
-
-    def write(self, api: k8s.ApiClient, namespace: str) -> dict:
-        k8s.CoreV1Api(api).create_namespaced_service(namespace, {
-            "metadata": {"name": self.name},
-            "spec": {"type": "LoadBalancer", "ipFamilyPolicy": "PreferDualStack",
-                     "ports": [{"port": 80, "targetPort": 8080}], "selector": {"app": self.name}}})
-        addresses = wait_for(f"Service {namespace}/{self.name} to get a LoadBalancer address",
-                             lambda: self._addresses(api, namespace), until=bool, timeout="lb_address")
-        return {"kind": self.kind, "where": f"Service {namespace}/{self.name}", "addresses": addresses}
-
-    def check(self, api: k8s.ApiClient, namespace: str, record: dict) -> str | None:
-        try:
-            now = self._addresses(api, namespace)
-        except k8s.ApiException as exc:
-            return f"{record['where']} could not be read: {exc.status} {exc.reason}"
-        if now != record["addresses"]:
-            return f"{record['where']} held {', '.join(record['addresses'])} before and holds {', '.join(now) or 'nothing'} now"
-        return None
-
-
-SENTINELS = {s.kind: s for s in (ConfigMapSentinel(), LoadBalancerSentinel())}
-
-
 # --- the gate's steps ------------------------------------------------------------------------
 
 @dataclass
@@ -348,8 +271,8 @@ def before(ctx: Context, keep_days: float) -> int:
     reader = _connect(ctx, WriteGuard("read-only"))
     (ctx.directory / "before" / "snapshot.json").write_text(json.dumps(snapshot(reader, ctx.profile), indent=1))
     gate = runs.RunIdentity(runs.new_gate_id(), "full", max_age=dt.timedelta(days=keep_days))
-    writer = _connect(ctx, WriteGuard.for_profile("full", [gate.prefix], ctx.profile.write_allowlist), gate.stamp)
     namespace = gate.name("sentinels")
+    door = _door(ctx, gate, namespace)
     record = {"gate_id": gate.run_id, "namespace": namespace, "profile": ctx.profile.name,
               "expires": runs.format_time(runs.now() + gate.max_age), "sentinels": []}
 
@@ -357,16 +280,43 @@ def before(ctx: Context, keep_days: float) -> int:
         state.write_text(json.dumps(record, indent=1))
 
     save()  # before the first write: `clean` finds whatever follows
-    namespaces.create(writer, namespace, labels={"platform-conformance.io/gate": gate.run_id})
+    namespaces.create(door.api, namespace, labels={"platform-conformance.io/gate": gate.run_id})
+    unwritten = []
     for sentinel in SENTINELS.values():
         if not sentinel.applies(ctx.profile):
             continue
-        record["sentinels"].append(sentinel.write(writer, namespace))
+        print(f"gate {gate.run_id}: writing the {sentinel.kind} sentinel", flush=True)
+        try:
+            record["sentinels"].append(sentinel.write(door))
+        except (WriteRefused, *TROUBLE) as exc:
+            unwritten.append(f"the {sentinel.kind} sentinel could not be written: {type(exc).__name__}: {exc}")
+            print(f"  {unwritten[-1]}", flush=True)
+            record["sentinels"].append({"kind": sentinel.kind, "where": f"the {sentinel.kind} sentinel",
+                                        "unwritten": True})
         save()
     print(f"gate {gate.run_id}: snapshot in {ctx.directory / 'before'}, "
-          f"{len(record['sentinels'])} sentinel(s) in namespace {namespace} until {record['expires']}; "
-          f"suites exit {code}")
+          f"{len(record['sentinels']) - len(unwritten)} sentinel(s) in namespace {namespace} and under the "
+          f"profile's outside prefixes until {record['expires']}; suites exit {code}")
+    if unwritten:
+        print(f"gate {gate.run_id} is open but not armed: {len(unwritten)} sentinel(s) could not be written "
+              "(above); fix the component and start again (`nox -s gate-clean`, then gate-before)")
+        return 1
     return code
+
+
+def _door(ctx: Context, gate: runs.RunIdentity, namespace: str) -> Door:
+    """The gate's own client and outside guard: its namespace, the allowlist, its outside names."""
+    writer = _connect(ctx, WriteGuard.for_profile("full", [gate.prefix], ctx.profile.write_allowlist), gate.stamp)
+    return Door(writer, namespace, ctx.profile, gate, OutsideGuard.for_profile("full", [gate.run_id], ctx.profile))
+
+
+def _check(door: Door, record: dict) -> str | None:
+    if record.get("unwritten"):
+        return f"{record['where']} was never written (gate-before said why)"
+    try:
+        return SENTINELS[record["kind"]].check(door, record)
+    except (WriteRefused, *TROUBLE) as exc:
+        return f"{record['where']} could not be checked: {type(exc).__name__}: {exc}"
 
 
 def after(ctx: Context, expected: list[str], keep_sentinels: bool) -> int:
@@ -375,8 +325,8 @@ def after(ctx: Context, expected: list[str], keep_sentinels: bool) -> int:
         raise InputError(f"no gate is open in {ctx.directory}: run `nox -s gate-before` first")
     record = json.loads(state.read_text())
     reader = _connect(ctx, WriteGuard("read-only"))
-    lost = [problem for r in record["sentinels"]
-            if (problem := SENTINELS[r["kind"]].check(reader, record["namespace"], r))]
+    door = _door(ctx, runs.RunIdentity(record["gate_id"], "full"), record["namespace"])
+    lost = [problem for r in record["sentinels"] if (problem := _check(door, r))]
     code = run_suites(ctx, ctx.directory / "after")
     if code == COULD_NOT_RUN:
         print(f"gate {record['gate_id']} not judged: the checks could not run (their message is above); "
@@ -415,11 +365,22 @@ def clean(ctx: Context) -> int:
         print(f"no gate is open in {ctx.directory}: nothing to remove")
         return 0
     record = json.loads(state.read_text())
-    gate = runs.RunIdentity(record["gate_id"], "full")
-    writer = _connect(ctx, WriteGuard.for_profile("full", [gate.prefix], ctx.profile.write_allowlist))
-    runs.delete_and_wait(DynamicClient(writer), "v1", "Namespace", record["namespace"], timeout="namespace_deleted")
+    door = _door(ctx, runs.RunIdentity(record["gate_id"], "full"), record["namespace"])
+    left = []
+    for r in record["sentinels"]:
+        if r.get("unwritten"):
+            continue
+        try:
+            SENTINELS[r["kind"]].remove(door, r)
+        except (WriteRefused, *TROUBLE) as exc:
+            left.append(f"{r['where']}: {type(exc).__name__}: {exc}")
+    runs.delete_and_wait(DynamicClient(door.api), "v1", "Namespace", record["namespace"], timeout="namespace_deleted")
+    if left:
+        print(f"gate {record['gate_id']}: {len(left)} sentinel(s) could not be removed; the sweeper takes "
+              f"them after {record['expires']}:\n  " + "\n  ".join(left))
+        return 1
     state.unlink()
-    print(f"gate {record['gate_id']}: sentinels removed (namespace {record['namespace']})")
+    print(f"gate {record['gate_id']}: sentinels removed (namespace {record['namespace']} and what they kept outside it)")
     return 0
 
 

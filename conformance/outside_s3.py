@@ -10,20 +10,25 @@ caps). The adapter makes requests only; the write guard is asked by
 """
 from __future__ import annotations
 
+import base64
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 from urllib.parse import urlencode
 
 import httpx
 from botocore.auth import S3SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
+from kubernetes import client as k8s
+from kubernetes.dynamic import DynamicClient
 
 from conformance import InputError
 from conformance.outside import scopes
 from conformance.profile import Profile
+from conformance.waiting import wait_for
 
 # connect, read; in seconds. Purging a bucket of a test's few objects takes well under this.
 TIMEOUT = httpx.Timeout(60.0, connect=5.0)
@@ -67,6 +72,11 @@ def admin_keys(credentials: str | None, source: str = "the profile") -> Keys:
                          f"{type(exc).__name__}: {exc}. Fix: {fix}") from None
 
 
+def _first_key(uid: str, info: dict) -> Keys:
+    key = info["keys"][0]
+    return Keys(uid, key["access_key"], key["secret_key"])
+
+
 class RgwAdmin:
     """radosgw's admin API (`/admin/...`) at one endpoint, signed with one admin's keys."""
 
@@ -92,8 +102,12 @@ class RgwAdmin:
     def create_user(self, uid: str) -> Keys:
         """A new S3 user with one key pair."""
         info = self._call("PUT", "user", uid=uid, **{"display-name": uid}) or {}
-        key = info["keys"][0]
-        return Keys(uid, key["access_key"], key["secret_key"])
+        return _first_key(uid, info)
+
+    def user_keys(self, uid: str) -> Keys | None:
+        """The user's first key pair, or None when there is no such user."""
+        info = self._call("GET", "user", uid=uid)
+        return None if info is None else _first_key(uid, info)
 
     def users(self) -> list[str]:
         return list(self._call("GET", "metadata/user") or [])
@@ -126,6 +140,31 @@ class RgwAdmin:
         """Remove the bucket `name` and the user `name`, and return once both are gone."""
         self.delete_bucket(name)
         self.delete_user(name)
+
+
+OBC_API = "objectbucket.io/v1alpha1"
+
+
+def claimed_keys(api: k8s.ApiClient, namespace: str, claim: str, bucket: str) -> Keys:
+    """The keys the provisioner wrote into an ObjectBucketClaim's Secret (named as the claim)."""
+    data = k8s.CoreV1Api(api).read_namespaced_secret(claim, namespace).data or {}
+    return Keys(bucket, base64.b64decode(data["AWS_ACCESS_KEY_ID"]).decode(),
+                base64.b64decode(data["AWS_SECRET_ACCESS_KEY"]).decode())
+
+
+def claim_bucket(api: k8s.ApiClient, namespace: str, claim: str, bucket: str, storage_class: str,
+                 write: Callable[[str, str, Callable[[], object], str], object]) -> Keys:
+    """Ask the platform for `bucket` with an ObjectBucketClaim `claim` of `storage_class`, through
+    `write` (the guard's door: system, name, call, verb), and return its keys once Bound. The
+    claim goes with its namespace, and the provisioner removes the bucket with it."""
+    claims = DynamicClient(api).resources.get(api_version=OBC_API, kind="ObjectBucketClaim")
+    write("s3", bucket, lambda: claims.create(namespace=namespace, body={
+        "apiVersion": OBC_API, "kind": "ObjectBucketClaim", "metadata": {"name": claim},
+        "spec": {"bucketName": bucket, "storageClassName": storage_class}}), "create")
+    wait_for(f"ObjectBucketClaim {namespace}/{claim} ({storage_class}) to be Bound",
+             lambda: claims.get(name=claim, namespace=namespace).to_dict(),
+             until=lambda o: (o.get("status") or {}).get("phase") == "Bound", timeout="pvc_bound")
+    return claimed_keys(api, namespace, claim, bucket)
 
 
 def from_profile(profile: Profile) -> RgwAdmin | None:

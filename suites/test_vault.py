@@ -12,12 +12,11 @@ import pytest
 
 from conformance import outside
 from conformance.probes import vault
-from fixtures.secrets import vault_address
 
 
 def _replicas(profile) -> tuple[str, ...]:
     section = profile.components.vault
-    return section.replicas or (vault_address(profile),)
+    return section.replicas or (vault.address_of(profile),)
 
 
 @pytest.mark.vault

@@ -16,6 +16,7 @@ import httpx
 from kubernetes import client as k8s
 
 from conformance.evidence import redact_text
+from conformance.profile import Profile
 
 # connect, read; in seconds. One round trip to a healthy server.
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
@@ -122,6 +123,12 @@ def leader(address: str) -> Leader:
     except (httpx.HTTPError, ValueError) as exc:
         return Leader(address, None, None, "", error=f"{type(exc).__name__}: {exc}")
     return Leader(address, body.get("ha_enabled"), body.get("is_self"), body.get("leader_address") or "")
+
+
+def address_of(profile: Profile) -> str:
+    """Where the runner reaches Vault: the external address, else the in-cluster one."""
+    section = profile.components.vault
+    return (section.external_address or section.address or "").rstrip("/")
 
 
 def service_account_token(api: k8s.ApiClient, namespaced_name: str, audience: str | None = None) -> str:
