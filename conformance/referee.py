@@ -279,6 +279,7 @@ def main(argv: list[str] | None = None, log=print) -> int:
     parser.add_argument("--focus", action="append", default=[], metavar="REGEX",
                         help="ginkgo focus on the spec text (default: the claimed core components' conformance specs)")
     parser.add_argument("--reports", type=Path, default=Path("reports"), help="where results go (default: reports)")
+    parser.add_argument("--run-id", help="hold the lease as this run (a test that holds it already); default: a new referee id")
     parser.add_argument("--prepare-local", action="store_true",
                         help="first build e2e.test and upstream's test images and load them into the local cluster")
     args = parser.parse_args(argv)
@@ -306,7 +307,7 @@ def main(argv: list[str] | None = None, log=print) -> int:
             old.unlink()
         flags = e2e_argv(target, focus, report_dir)
         expected = count_focused(e2e, flags, report_dir)
-        identity = runs.RunIdentity(runs.new_referee_id(), "full")
+        identity = runs.RunIdentity(runs.check_run_id(args.run_id) if args.run_id else runs.new_referee_id(), "full")
         api = kube.connect(target, WriteGuard.for_profile("full", [runs.prefix(identity.run_id)],
                                                           profile.write_allowlist))
         kube.check_reachable(api, target)
