@@ -20,7 +20,7 @@ from kubernetes import client as k8s
 from conformance import referee, run as runs, waiting
 from conformance.cluster import paths, tiers
 from tests.integration.core_runs import ROOT, run_suites
-from tests.integration.test_core_breakage import RECOVER_S, _coredns_ready, _renewing
+from tests.integration.test_core_breakage import RECOVER_S, _coredns_ready, holding
 
 pytestmark = pytest.mark.serial
 
@@ -41,14 +41,8 @@ def built():
 @pytest.fixture
 def held(admin_api):
     """The full-run lease, as a referee run, held from before the break until after the restore."""
-    lease = runs.RunLease(admin_api, runs.RunIdentity(runs.new_referee_id(), "full"))
-    waiting.wait_for("the full-run lease (another full run holds it)", lease.acquire, until=lambda _: True,
-                     timeout=600.0, interval=2.0, retry_on=(runs.LeaseHeld,))
-    try:
-        with _renewing(lease):
-            yield lease
-    finally:
-        lease.release()
+    with holding(admin_api, runs.new_referee_id()) as lease:
+        yield lease
 
 
 def _referee(held: runs.RunLease, reports) -> dict:
