@@ -81,3 +81,27 @@ def test_allure_results_carry_the_component_and_promise_labels(tmp_path):
     labels = {label["name"]: label["value"] for label in result["labels"]}
     assert result["status"] == "passed" and result["start"] == 1000 and result["stop"] == 3000
     assert labels["component"] == "kubernetes-e2e" and labels["promise"] == spec.promise().promise
+
+
+def test_the_referee_images_carry_the_tags_the_pinned_manifest_go_names():
+    """Each upstream test image the stack builds has the registry, name and tag that the pinned
+    k8s.io/kubernetes test/utils/image/manifest.go gives it (so e2e.test finds it preloaded)."""
+    import re as regex
+
+    from conformance import mirror
+    from conformance.cluster import build
+
+    source = build.programs()["kubernetes"].source_dir() / "test/utils/image/manifest.go"
+    if not source.exists():
+        pytest.skip(f"{source} is not in the Go module cache (a cluster build downloads it)")
+    registries = {"PromoterE2eRegistry": "registry.k8s.io/e2e-test-images", "GcRegistry": "registry.k8s.io"}
+    upstream = {f"{registries[r]}/{name}:{tag}" for r, name, tag in regex.findall(
+        r'Config\{list\.(\w+), "([^"]+)", "([^"]+)"\}', source.read_text()) if r in registries}
+    assert set(mirror.referee_images()) <= upstream, set(mirror.referee_images()) - upstream
+
+
+def test_building_the_referee_images_installs_mmdebstrap_and_a_static_busybox():
+    from conformance.cluster import stack_images
+
+    wanted = stack_images.packages(("core", referee.TIER))
+    assert wanted["mmdebstrap"] == "mmdebstrap" and wanted["busybox"] == "busybox-static"
