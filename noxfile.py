@@ -22,8 +22,10 @@ nox.options.error_on_missing_interpreters = True
 ADMIN = str(paths.kubeconfig("admin"))
 # The add-on tiers' integration tests, and about how long each tier's take on the warm cluster.
 TIER_TESTS = {"edge": ("test_edge_*.py", "test_tls_*.py"), "secrets": ("test_secrets_*.py",),
-              "storage": ("test_storage_*.py",), "gitops": ("test_argocd_*.py",)}
-TIER_TESTS_S = {"edge": 25 * 60, "secrets": 10 * 60, "storage": 12 * 60, "gitops": 14 * 60}
+              "storage": ("test_storage_*.py",), "gitops": ("test_argocd_*.py",), "upstream-e2e": ("test_e2e_*.py",)}
+TIER_TESTS_S = {"edge": 25 * 60, "secrets": 10 * 60, "storage": 12 * 60, "gitops": 14 * 60, "upstream-e2e": 12 * 60}
+# Tiers CI runs only when their builds are cached (no stack install builds them): it says when not.
+ONLY_WHEN_CACHED = ("upstream-e2e",)
 CI_BUDGET_S = 90 * 60
 LIFECYCLE_RESERVE_S = 15 * 60   # the lifecycle tests (CRI-O, the gate, down and up) come last
 RUNNER = str(paths.kubeconfig("runner"))
@@ -102,9 +104,30 @@ def tests(session: nox.Session) -> None:
             session.log(f"tier {tier}: integration tests skipped: {left / 60:.0f} min of CI's budget left, "
                         f"they take about {TIER_TESTS_S[tier] / 60:.0f} (run them: pytest {' '.join(files)})")
             continue
+        if tier in ONLY_WHEN_CACHED and (missing := _not_cached(session, tier)):
+            session.log(f"tier {tier}: integration tests skipped: not built on this machine ({missing}); "
+                        f"`nox -s {tier}` builds it")
+            continue
         session.run("pytest", *files, "-q", "-m", "not lifecycle", *session.posargs, env=env)
     # Last: these take the shared cluster down and bring it back.
     session.run("pytest", "tests/integration", "-q", "-m", "lifecycle", *session.posargs, env=env)
+
+
+def _not_cached(session: nox.Session, tier: str) -> str:
+    return session.run("python", "-c", "import sys; from conformance.cluster import tiers; "
+                       "print(', '.join(tiers.missing(sys.argv[1])))", tier, silent=True).strip()
+
+
+@nox.session(name="upstream-e2e")
+def upstream_e2e(session: nox.Session) -> None:
+    """Kubernetes' own e2e as a referee: build e2e.test and upstream's test images (cached after), load
+    them, run upstream's [Conformance] specs for the claimed core components on the local cluster;
+    results under reports/ as component kubernetes-e2e. -- --focus REGEX narrows; -- --profile=P
+    --kubeconfig=K runs against another cluster whose profile allows it."""
+    _install(session)
+    local = [] if any(a.startswith("--profile") for a in session.posargs) else [
+        "--profile=local", f"--kubeconfig={ADMIN}", "--prepare-local"]
+    session.run("python", "-m", "conformance.referee", *local, *session.posargs)
 
 
 @nox.session(name="publish-images")

@@ -51,12 +51,27 @@ def mirrored(images: Images) -> tuple[MirroredImage, ...]:
     return tuple(MirroredImage(name, images.image(name)) for name in workload_images())
 
 
-def listing(profile_name: str, images: Images) -> str:
-    """The table `--list-images` prints: one `upstream<TAB>pulled-as` line per image."""
+def referee_images() -> tuple[str, ...]:
+    """The images upstream's e2e referee needs for the specs it runs (conformance.referee): the
+    stack list's upstream test images (built by an `e2e-` builder), under manifest.go's tags."""
+    from conformance.cluster.build import load_stack
+    from conformance.cluster.images import split_reference
+
+    workload = {split_reference(name)[0]: name for name in workload_images()}
+    return tuple(sorted(workload[spec["name"]] if "tag_from" in spec else spec["name"]
+                        for spec in load_stack()["images"] if spec.get("build", "").startswith("e2e-")))
+
+
+def listing(profile_name: str, images: Images, referee: bool = False) -> str:
+    """The table `--list-images` prints: one `upstream<TAB>pulled-as` line per image; with
+    `referee`, also those upstream's e2e pulls (the profile allows it to run)."""
     prefix = images.registry_prefix or "none: images are pulled by their upstream names"
     lines = [f"# images a run of profile {profile_name!r} pulls (registry_prefix: {prefix})",
              "# upstream\tpulled as"]
     lines += [f"{m.upstream}\t{m.pulled}" for m in mirrored(images)]
+    if referee:
+        lines.append("# and upstream's e2e referee (nox -s upstream-e2e; KUBE_TEST_REPO_LIST points it at the prefix)")
+        lines += [f"{name}\t{images.image(name)}" for name in referee_images() if name not in workload_images()]
     local_only = [m.pulled for m in mirrored(images) if m.pulled.startswith("localhost/")]
     if local_only:
         lines.append(f"# no registry serves {', '.join(local_only)}: publish the images with "

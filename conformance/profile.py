@@ -450,6 +450,9 @@ class Policy:
     allow_pool_exhaustion: bool = _f("true to let tests take every address of an address pool")
     allow_new_production_certificates: bool = _f(
         "true to let tests request certificates from the production_issuers")
+    allow_upstream_e2e: bool = _f(
+        "true to let `nox -s upstream-e2e` run Kubernetes' own e2e specs here: they make namespaces, "
+        "RBAC and workloads of their own, beyond what a full run's write allowlist names", False)
 
 
 @_schema

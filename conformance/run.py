@@ -57,7 +57,7 @@ def new_run_id() -> str:
     alphabet = string.ascii_lowercase + string.digits
     while True:
         run_id = secrets.choice(string.ascii_lowercase) + "".join(secrets.choice(alphabet) for _ in range(7))
-        if not is_gate(run_id):
+        if not is_gate(run_id) and not run_id.startswith(REFEREE_ID_PREFIX):
             return run_id
 
 
@@ -70,6 +70,20 @@ def new_gate_id() -> str:
 
 def is_gate(run_id: str) -> bool:
     return run_id.startswith(GATE_ID_PREFIX)
+
+
+REFEREE_ID_PREFIX = "e2e"  # ids of upstream e2e referee runs (conformance.referee)
+
+
+def new_referee_id() -> str:
+    """A run id for upstream's e2e run as a referee: `e2e` and five more characters. Its lease
+    is the full run's; the sweeper keeps upstream's namespaces while such a run holds it."""
+    alphabet = string.ascii_lowercase + string.digits
+    return REFEREE_ID_PREFIX + "".join(secrets.choice(alphabet) for _ in range(8 - len(REFEREE_ID_PREFIX)))
+
+
+def is_referee(run_id: str | None) -> bool:
+    return bool(run_id and run_id.startswith(REFEREE_ID_PREFIX))
 
 
 def check_run_id(run_id: str) -> str:

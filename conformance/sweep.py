@@ -28,6 +28,9 @@ from conformance.guard import CONTROL_NAMESPACE, WriteGuard
 from conformance.waiting import wait_for
 
 MANAGED = f"{runs.MANAGED_BY_LABEL}={runs.MANAGED_BY}"
+# Upstream's e2e (conformance.referee) labels every namespace it makes with both (its
+# framework.go and util.go); they carry no label of ours.
+E2E_LABELS = ("e2e-framework", "e2e-run")
 
 
 @dataclass(frozen=True)
@@ -180,10 +183,27 @@ def live_run(api: k8s.ApiClient, at: dt.datetime, namespace: str = CONTROL_NAMES
     return runs.LeaseView.of(api.sanitize_for_serialization(lease)).live_holder(at)
 
 
-def scope(doomed: list[Doomed], profile: profiles.Profile) -> WriteGuard:
-    """A guard that lets the sweeper delete in exactly the runs it is removing."""
-    prefixes = sorted({runs.prefix(d.found.run) for d in doomed if d.found.run})
-    return WriteGuard.for_profile("full", prefixes, profile.write_allowlist)
+def select_e2e(namespaces: Iterable[dict], live_run: str | None) -> list[Doomed]:
+    """Upstream e2e's namespaces (both its labels), unless a referee run holds the live lease:
+    the referee holds the full run's lease, so any other holder, or none, means they are left over."""
+    if runs.is_referee(live_run):
+        return []
+    why = f"the live lease is held by {live_run}, not a referee run" if live_run else "no run holds a live lease"
+    doomed = []
+    for ns in namespaces:
+        meta = ns.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        if all(label in labels for label in E2E_LABELS):
+            found = Found("v1", "Namespace", meta.get("name", ""), None, labels["e2e-run"], None)
+            doomed.append(Doomed(found, f"upstream e2e namespace of e2e run {labels['e2e-run']} ({why})"))
+    return doomed
+
+
+def scope(doomed: list[Doomed], profile: profiles.Profile, exact: Iterable[str] = ()) -> WriteGuard:
+    """A guard that lets the sweeper delete in exactly the runs it is removing, and the `exact`
+    namespaces named (upstream e2e's, which carry no run prefix)."""
+    prefixes = {runs.prefix(d.found.run) for d in doomed if d.found.run and runs.RUN_ID.match(d.found.run)}
+    return WriteGuard.for_profile("full", sorted(prefixes | set(exact)), profile.write_allowlist)
 
 
 # --- outside the Kubernetes API --------------------------------------------------------------
@@ -269,13 +289,17 @@ def main(argv: list[str] | None = None) -> int:
     live = live_run(api, at)
     dyn = DynamicClient(api)
     doomed = select(collect(dyn, kinds(profile)), live, at)
+    # Only where the profile lets upstream's e2e run are its namespaces ever ours to take.
+    e2e = select_e2e(collect(dyn, [Kind("namespaces")], ",".join(E2E_LABELS)), live) \
+        if profile.policy.allow_upstream_e2e else []
+    doomed += e2e
     print(f"sweep: live run {live or '(none)'}; {len(doomed)} object(s) to remove")
     if args.dry_run:
         for d in doomed:
             print(f"would remove {d.found} ({d.reason})")
         failures = []
     else:
-        api.guard = scope(doomed, profile)
+        api.guard = scope(doomed, profile, exact=[d.found.name for d in e2e])
         failures = remove(dyn, doomed)
     try:
         reach = outside.adapters(profile)

@@ -73,6 +73,7 @@ class Program(_CachedBinaries):
     cgo: bool = False
     requires_at: tuple[tuple[str, str], ...] = ()   # requirements raised in a module copy: (module, version)
     make: tuple[tuple[str, str], ...] = ()   # C helpers inside the module: (binary, "dir -> built file")
+    test: bool = False   # the packages are test packages: `go test -c` makes each binary
 
     def binaries(self) -> tuple[str, ...]:
         return (*self.packages, *(binary for binary, _ in self.make))
@@ -140,6 +141,7 @@ def programs(stack: dict | None = None) -> dict[str, Program]:
             cgo=bool(spec.get("cgo", False)),
             requires_at=tuple((spec.get("requires_at") or {}).items()),
             make=tuple((spec.get("make") or {}).items()),
+            test=bool(spec.get("test", False)),
         )
     return out
 
@@ -323,16 +325,28 @@ def unpack_wheel(wheel: Wheel, log=print) -> Wheel:
 
 
 def compile_with_progress(progress: BuildProgress, workdir: Path, env: dict, flags: list[str],
-                          outputs: dict[Path, str], timeout: float = GO_BUILD_TIMEOUT_S) -> None:
-    """`go list` what the cache lacks, then `go build -v` each output, feeding `progress`."""
+                          outputs: dict[Path, str], timeout: float = GO_BUILD_TIMEOUT_S, test: bool = False) -> None:
+    """`go list` what the cache lacks, then `go build -v` each output, feeding `progress`. A test
+    binary (`test`) has its imports compiled by `go build -v` first (`go test -c` names no
+    package as it compiles it), then `go test -c` compiles the test files and links."""
     progress.step("listing packages (and downloading modules the first time)")
-    stale = _stream(["go", "list", "-deps", *flags, "-f", "{{if .Stale}}{{.ImportPath}}{{end}}",
-                     *sorted(set(outputs.values()))], workdir, env, timeout, progress.feed)
-    progress.expect(line for line in stale.splitlines() if line)
+    stale = _stream(["go", "list", "-deps", *(["-test"] if test else []), *flags, "-f",
+                     "{{if .Stale}}{{.ImportPath}}{{end}}", *sorted(set(outputs.values()))],
+                    workdir, env, timeout, progress.feed)
+    # A test listing also names the test variants (`pkg [pkg.test]`, `pkg.test`): not compiled by -v.
+    progress.expect(line for line in stale.splitlines() if line and " " not in line and not line.endswith(".test"))
     for i, (out, target) in enumerate(outputs.items(), 1):
         progress.step(f"building {out.name} ({i} of {len(outputs)})")
-        _stream(["go", "build", "-v", *flags, "-o", str(out), target], workdir, env, timeout,
-                progress.feed)
+        if not test:
+            _stream(["go", "build", "-v", *flags, "-o", str(out), target], workdir, env, timeout, progress.feed)
+            continue
+        imports = _stream(["go", "list", *flags, "-f", "{{range .Imports}}{{.}}\n{{end}}{{range .TestImports}}"
+                           "{{.}}\n{{end}}{{range .XTestImports}}{{.}}\n{{end}}", target], workdir, env, timeout,
+                          progress.feed)
+        wanted = sorted({line for line in imports.splitlines() if line and line != target})
+        _stream(["go", "build", "-v", *flags, *wanted], workdir, env, timeout, progress.feed)
+        progress.step(f"compiling the tests of {target} and linking {out.name}")
+        _stream(["go", "test", "-c", *flags, "-o", str(out), target], workdir, env, timeout, progress.feed)
 
 
 def build(program: Program, log=print) -> Program:
@@ -356,7 +370,8 @@ def build(program: Program, log=print) -> Program:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         compile_with_progress(progress, workdir, env, _flags(program),
-                              {tmp / binary: target for binary, target in _targets(program).items()})
+                              {tmp / binary: target for binary, target in _targets(program).items()},
+                              test=program.test)
         if program.make:
             _make_helpers(program, workdir, tmp, progress)
     shutil.rmtree(program.bindir, ignore_errors=True)

@@ -122,12 +122,16 @@ class ImageSpec:
     ``name`` is the full upstream reference (``registry.k8s.io/pause:3.10.1``) under which
     the runtime will know the image; ``aliases`` are further references to the same manifest.
     ``contents`` maps in-image absolute paths to entries; a bare ``Path`` means ``File(path)``.
+    ``base`` is a root filesystem tar (rootfs.py) whose members come first in the layer; an
+    entry of ``contents`` at the same path replaces its member, and device nodes are left out
+    (the runtime mounts /dev).
     """
 
     name: str
     contents: Mapping[str, Entry | Path]
     config: ImageConfig = ImageConfig()
     aliases: tuple[str, ...] = ()
+    base: Path | None = None
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -196,6 +200,7 @@ def inputs_digest(spec: ImageSpec) -> str:
     document = {
         "format": FORMAT_VERSION,
         "names": list(spec.names),
+        **({"base": file_sha256(spec.base)} if spec.base else {}),
         "config": spec.config.to_json(),
         "entries": entries,
     }
@@ -242,7 +247,7 @@ def write_oci_archive(spec: ImageSpec, dest: Path) -> str:
     with tempfile.TemporaryDirectory(prefix="pcf-image-") as work:
         layer_tar = Path(work) / "layer.tar"
         layer_gz = Path(work) / "layer.tar.gz"
-        _write_layer(entries, layer_tar)
+        _write_layer(entries, layer_tar, spec.base)
         diff_id = "sha256:" + file_sha256(layer_tar)
         _gzip(layer_tar, layer_gz)
         layer_digest = "sha256:" + file_sha256(layer_gz)
@@ -336,10 +341,41 @@ def _tarinfo(name: str, kind: bytes, mode: int, size: int = 0) -> tarfile.TarInf
     return info
 
 
-def _write_layer(entries: Mapping[str, Entry], dest: Path) -> None:
+def _copy_base(base: Path, layer: tarfile.TarFile, entries: Mapping[str, Entry]) -> set[str]:
+    """The root filesystem's members (owners and modes kept, times fixed), but for device
+    nodes and the files ``entries`` supplies instead; returns the names written. A directory
+    of both keeps the base's member."""
+    written: set[str] = set()
+    try:
+        with tarfile.open(base, "r:*") as rootfs:
+            for member in rootfs:
+                name = _member_name(member.name)
+                if not name or member.ischr() or member.isblk() or member.isfifo():
+                    continue
+                ours = entries.get(name)
+                if isinstance(ours, Dir) and member.issym():
+                    raise ImageError(f"/{name} is a symlink in {base} ({member.linkname}); place files "
+                                     "at its target instead")
+                if ours is not None and not (isinstance(ours, Dir) and member.isdir()):
+                    continue
+                member.name, member.mtime = name, EPOCH
+                member.pax_headers = {}
+                if member.islnk():
+                    member.linkname = _member_name(member.linkname)
+                layer.addfile(member, rootfs.extractfile(member) if member.isfile() else None)
+                written.add(name)
+    except (tarfile.TarError, OSError) as error:
+        raise ImageError(f"cannot read the root filesystem {base}: {error}") from error
+    return written
+
+
+def _write_layer(entries: Mapping[str, Entry], dest: Path, base: Path | None = None) -> None:
     with tarfile.open(dest, "w", format=tarfile.PAX_FORMAT) as layer:
+        from_base = _copy_base(base, layer, entries) if base is not None else set()
         for path in sorted(entries):
             entry = entries[path]
+            if path in from_base:
+                continue
             if isinstance(entry, Dir):
                 layer.addfile(_tarinfo(path, tarfile.DIRTYPE, entry.mode))
             elif isinstance(entry, Symlink):

@@ -171,7 +171,7 @@ def up(log=print, runtime: str | None = None) -> None:
         raise HarnessError(f"PCF_RUNTIME={runtime}: not a runtime the local cluster runs",
                            fix=f"use one of: {', '.join(paths.RUNTIMES)}")
     host.check_disk(paths.CACHE, paths.STATE)
-    host.ensure_packages(log, extra=crio.PACKAGES if runtime == "cri-o" else None)
+    host.ensure_packages(log, extra={**stack_images.packages(("core",)), **(crio.PACKAGES if runtime == "cri-o" else {})})
     host.check_ports(components.PORTS)
     t0 = time.monotonic()
     progs = build.build_all(log=log)

@@ -62,7 +62,8 @@ def source(upstream: str, log=print) -> str:
     if spec is None:
         return f"docker://{upstream}"
     log(f"  building {upstream} (cached after the first time)")
-    progs = build.build_all([spec["program"].split("/", 1)[0]], log=log) if "program" in spec else {}
+    needs = [spec["program"].split("/", 1)[0]] if "program" in spec else list(spec.get("programs", ()))
+    progs = build.build_all(needs, log=log) if needs else {}
     try:
         archive = stack_images.build_one(spec, progs)
         names = read_oci_archive(archive).names

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.cluster import argocd_images, crio, paths, probe_image
+from conformance.cluster import argocd_images, crio, e2e_images, paths, probe_image
 from conformance.cluster.build import Program, load_stack
 from conformance.cluster.images import (File, Symlink, ImageConfig, ImageSpec, binary_with_libraries, build_image,
                                         import_image, list_images, read_oci_archive)
@@ -14,12 +14,14 @@ from conformance.cluster.images import (File, Symlink, ImageConfig, ImageSpec, b
 BUILDERS = {"pause": probe_image.build_pause_image, "probe": probe_image.build_probe_image,
             **argocd_images.BUILDERS}
 # Debian packages a builder takes files from, installed before the images of a tier are built.
-BUILDER_PACKAGES = {name: argocd_images.PACKAGES for name in argocd_images.BUILDERS}
+BUILDER_PACKAGES = {name: {p: p for p in argocd_images.PACKAGES} for name in argocd_images.BUILDERS}
+BUILDER_PACKAGES.update({name: e2e_images.PACKAGES for name in e2e_images.BUILDERS})
 
 
 def packages(tiers: tuple[str, ...]) -> dict[str, str]:
     """What the images of `tiers` need installed on the host, as host.ensure_packages takes it."""
-    return {package: package for spec in specs(tiers) for package in BUILDER_PACKAGES.get(spec.get("build"), ())}
+    return {command: package for spec in specs(tiers)
+            for command, package in BUILDER_PACKAGES.get(spec.get("build"), {}).items()}
 
 
 def _tag(spec: dict, progs: dict[str, Program]) -> str:
@@ -35,6 +37,8 @@ def build_one(spec: dict, progs: dict[str, Program]) -> Path:
     `path` places the binary elsewhere than at the root, `links` adds names that point at it
     (one binary serving several roles by its name), and `libraries: true` packs the shared
     libraries a dynamically linked binary loads."""
+    if spec.get("build") in e2e_images.BUILDERS:
+        return e2e_images.BUILDERS[spec["build"]](_tag(spec, progs), progs)
     if "build" in spec:
         return BUILDERS[spec["build"]]()
     program, binary = spec["program"].split("/", 1)

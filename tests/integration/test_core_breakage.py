@@ -82,13 +82,11 @@ def _renewing(lease: runs.RunLease):
         thread.join(timeout=5)
 
 
-@pytest.fixture
-def held(admin_api):
-    """The full-run lease, taken (waiting for any other full run to end) before anything is
-    broken and kept until the test has restored it. The suite run the test starts carries the
-    same run id, so it takes the lease as its own, and releases it when it ends; `_judge` takes
-    it back at once."""
-    lease = runs.RunLease(admin_api, runs.RunIdentity(runs.new_run_id(), "full"))
+@contextmanager
+def holding(admin_api, run_id: str):
+    """The full-run lease as `run_id`, taken (waiting for any other full run to end) and renewed
+    until the body ends."""
+    lease = runs.RunLease(admin_api, runs.RunIdentity(run_id, "full"))
     waiting.wait_for("the full-run lease (another full run holds it)", lease.acquire, until=lambda _: True,
                      timeout=600.0, interval=2.0, retry_on=(runs.LeaseHeld,))
     try:
@@ -96,6 +94,15 @@ def held(admin_api):
             yield lease
     finally:
         lease.release()
+
+
+@pytest.fixture
+def held(admin_api):
+    """The full-run lease, taken before anything is broken and kept until the test has restored
+    it. The suite run the test starts carries the same run id, so it takes the lease as its own,
+    and releases it when it ends; `_judge` takes it back at once."""
+    with holding(admin_api, runs.new_run_id()) as lease:
+        yield lease
 
 
 def _judge(held: runs.RunLease, tests: list[str], tmp_path, keyword: str):

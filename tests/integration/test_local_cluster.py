@@ -31,7 +31,7 @@ def _agnhost() -> str:
     from conformance.cluster import build, stack_images
 
     progs = build.programs()
-    spec = next(s for s in build.load_stack()["images"] if s.get("program") == "kubernetes/agnhost")
+    spec = next(s for s in build.load_stack()["images"] if s.get("build") == "e2e-agnhost")
     return stack_images._tag(spec, progs)
 
 

@@ -522,3 +522,50 @@ def test_pause_image_has_upstreams_shape_and_version(cache):
     assert images.library_closure(binary) == {}, "pause must be static: the image has no libraries"
     tag = pin.name.rsplit(":", 1)[1]
     assert run([binary, "-v"]).stdout.strip() == f"pause.c v{tag}-{pin.kubernetes_version}"
+
+
+def _rootfs(tmp_path) -> Path:
+    """A root filesystem tar shaped like mmdebstrap's: ./-prefixed names, a merged /bin, a device."""
+    path = tmp_path / "rootfs.tar"
+    with tarfile.open(path, "w") as out:
+        for name, kind, extra in (("./", tarfile.DIRTYPE, None), ("./usr/", tarfile.DIRTYPE, None),
+                                  ("./usr/bin/", tarfile.DIRTYPE, None), ("./bin", tarfile.SYMTYPE, "usr/bin"),
+                                  ("./dev/", tarfile.DIRTYPE, None), ("./dev/null", tarfile.CHRTYPE, None),
+                                  ("./etc/", tarfile.DIRTYPE, None)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode = kind, 0o755
+            if extra:
+                info.linkname = extra
+            out.addfile(info)
+        for name, body in (("./usr/bin/dig", b"dig"), ("./etc/passwd", b"root:x:0:0::/root:/bin/sh\n")):
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.uid = len(body), 0o755, 0
+            out.addfile(info, io.BytesIO(body))
+    return path
+
+
+def test_an_image_on_a_root_filesystem_keeps_its_members_and_replaces_what_it_supplies(tmp_path):
+    base = _rootfs(tmp_path)
+    spec = ImageSpec("registry.example/tools:1", base=base,
+                     contents={"/agnhost": Data(b"x", 0o755), "/etc/passwd": Data(b"root:x:0:0::/root:/bin/sh\nu:x:1:1::/:/\n")})
+    info = images.read_oci_archive(images.build_image(spec, tmp_path / "cache"))
+    assert info.entries["/bin"].kind == "symlink" and info.entries["/bin"].target == "usr/bin"
+    assert info.entries["/usr/bin/dig"].kind == "file" and info.entries["/agnhost"].kind == "file"
+    assert "/dev/null" not in info.entries, "device nodes are the runtime's to make"
+    assert info.entries["/etc/passwd"].size == len(b"root:x:0:0::/root:/bin/sh\nu:x:1:1::/:/\n")
+
+
+def test_a_file_below_a_symlinked_directory_of_the_root_filesystem_is_refused(tmp_path):
+    spec = ImageSpec("registry.example/tools:1", base=_rootfs(tmp_path), contents={"/bin/sh": Data(b"x")})
+    with pytest.raises(ImageError, match="/bin is a symlink"):
+        images.build_image(spec, tmp_path / "cache")
+
+
+def test_the_root_filesystem_is_an_input_of_the_cache_key(tmp_path):
+    base = _rootfs(tmp_path)
+    spec = ImageSpec("registry.example/tools:1", base=base, contents={"/a": Data(b"x")})
+    before = images.inputs_digest(spec)
+    with tarfile.open(base, "a") as out:
+        info = tarfile.TarInfo("./usr/bin/curl")
+        out.addfile(info, io.BytesIO(b""))
+    assert images.inputs_digest(spec) != before

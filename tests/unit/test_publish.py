@@ -38,7 +38,7 @@ def test_a_bad_registry_is_named_with_the_fix(bad):
 
 def test_images_the_harness_builds_come_from_its_stack_list_entries():
     assert publish._stack_entry(workloads.PROBE_IMAGE)["build"] == "probe"
-    assert publish._stack_entry(workloads.ECHO_IMAGE)["program"] == "kubernetes/agnhost"
+    assert publish._stack_entry(workloads.ECHO_IMAGE)["build"] == "e2e-agnhost"
     assert publish._stack_entry("quay.io/someone/else:1") is None
     assert publish.source("quay.io/someone/else:1") == "docker://quay.io/someone/else:1"
 

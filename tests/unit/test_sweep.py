@@ -88,3 +88,31 @@ def test_kinds_to_list_follow_the_profile():
     assert ("clusterissuers.cert-manager.io", None) in listed
     assert ("applications.argoproj.io", "argocd") in listed
     assert ("configmaps", "pcf-system") in listed and ("leases.coordination.k8s.io", "pcf-system") in listed
+
+
+def e2e_namespace(name, labels):
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": labels}}
+
+
+E2E = {"e2e-framework": "dns", "e2e-run": "0f1c2d3e-4a5b-6c7d-8e9f-a0b1c2d3e4f5"}
+
+
+def test_upstream_e2e_namespaces_go_unless_a_referee_run_holds_the_lease():
+    from conformance import run as runs
+
+    spaces = [e2e_namespace("dns-1234", E2E), e2e_namespace("half-labelled", {"e2e-framework": "dns"}),
+              e2e_namespace("kube-system", {})]
+    assert {d.found.name for d in sweep.select_e2e(spaces, None)} == {"dns-1234"}
+    assert {d.found.name for d in sweep.select_e2e(spaces, "live0001")} == {"dns-1234"}
+    referee = runs.new_referee_id()
+    assert runs.is_referee(referee) and runs.RUN_ID.match(referee)
+    assert sweep.select_e2e(spaces, referee) == []
+    assert all(not runs.is_referee(runs.new_run_id()) for _ in range(2000))
+
+
+def test_the_guard_lets_the_sweeper_delete_exactly_the_e2e_namespaces_it_chose():
+    doomed = sweep.select_e2e([e2e_namespace("dns-1234", E2E)], None)
+    guard = sweep.scope(doomed, profiles.load("local"), exact=["dns-1234"])
+    assert guard.decide(parse("DELETE", "https://h/api/v1/namespaces/dns-1234"))
+    with pytest.raises(WriteRefused):
+        guard.decide(parse("DELETE", "https://h/api/v1/namespaces/kube-system"))
