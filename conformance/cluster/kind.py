@@ -1,0 +1,233 @@
+"""The kind provider: a multi-node cluster in podman containers, shaped like production.
+
+One control-plane node and two workers (so a promise about two nodes has two schedulable
+nodes), production's Kubernetes release, dual-stack, with pod and service ranges apart from
+the local cluster's so both can run on one machine. The kind CLI (built from its module) does
+the work; this module writes its configuration, builds what it needs and drives it. Cilium
+cannot run on this kernel, so kind's default CNI would be kindnetd; its module is refused by
+the module proxy here, so the nodes run kube-router (built for the local cluster already:
+routes between nodes and NetworkPolicy), installed from upstream's kubeadm manifest once the
+nodes are up. `variant: cilium` writes the configuration that matches production (no default
+CNI, no kube-proxy) for a machine that can run Cilium.
+
+Podman here runs rootful containers with lowered limits (containers.conf named by
+CONTAINERS_CONF), and the nodes share a podman network of fixed ranges, with the DNS that
+lets workers find the control plane by name.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import yaml
+
+from conformance.cluster import build, host, kind_node, paths, stack_images
+from conformance.cluster.errors import HarnessError
+
+NAME = "pcf-kind"
+STATE = paths.STATE.parent / "kind"
+KUBECONFIG = STATE / "admin.conf"
+CONTAINERS_CONF = STATE / "containers.conf"
+NETWORK = "pcf-kind"
+NETWORK_SUBNETS = ("192.168.78.0/24", "fd00:78::/64")
+# Apart from the local cluster's (conformance/cluster/network.py: 10.244/16, 10.96/16).
+POD_SUBNETS = ("10.245.0.0/16", "fd00:10:245::/56")
+SERVICE_SUBNETS = ("10.97.0.0/16", "fd00:10:97::/112")
+WORKERS = 2
+VARIANTS = ("kube-router", "cilium")
+# Debian packages the provider runs: podman, and the CNI plugin giving its network a DNS.
+PACKAGES = {"podman": "podman", "mmdebstrap": "mmdebstrap",
+            "/usr/lib/cni/dnsname": "golang-github-containernetworking-plugin-dnsname"}
+TIMEOUTS = {"create": 900, "delete": 300, "podman": 60, "kubectl": 60, "nodes-ready": 300}
+
+
+def cluster_config(image: str, *, workers: int = WORKERS, variant: str = "kube-router",
+                   etcd_tag: str = "3.6.16", pause_image: str = "registry.k8s.io/pause:3.10.1") -> dict:
+    """kind's Cluster configuration (kind.x-k8s.io/v1alpha4) for this machine."""
+    if variant not in VARIANTS:
+        raise HarnessError(f"kind variant {variant!r} is unknown", fix=f"use one of: {', '.join(VARIANTS)}")
+    if workers < 1:
+        raise HarnessError(f"kind needs at least one worker, not {workers}",
+                           fix="production has a worker; promises across nodes need one")
+    networking = {
+        "ipFamily": "dual",
+        "podSubnet": ",".join(POD_SUBNETS),
+        "serviceSubnet": ",".join(SERVICE_SUBNETS),
+        # kindnetd's module is refused here (kube-router is installed instead); production runs Cilium.
+        "disableDefaultCNI": True,
+        "kubeProxyMode": "none" if variant == "cilium" else "iptables",
+    }
+    kubelet = {
+        "kind": "KubeletConfiguration",
+        # The host runs cgroup v1, which the kubelet refuses from 1.35 on unless told otherwise.
+        "failCgroupV1": False,
+        # Root lacks CAP_SYS_RESOURCE: the kubelet must not lower its own OOM score.
+        "oomScoreAdj": 0,
+    }
+    cluster = {
+        "kind": "ClusterConfiguration",
+        # The etcd built here; the stack installs CoreDNS itself, as on the local cluster.
+        "etcd": {"local": {"imageTag": etcd_tag}},
+        "dns": {"disabled": True},
+    }
+    containerd = (
+        '[plugins."io.containerd.grpc.v1.cri"]\n'
+        "  restrict_oom_score_adj = true\n"
+        f'  sandbox_image = "{pause_image}"\n'
+    )
+    return {
+        "kind": "Cluster",
+        "apiVersion": "kind.x-k8s.io/v1alpha4",
+        "name": NAME,
+        "networking": networking,
+        "nodes": [{"role": "control-plane", "image": image}] + [{"role": "worker", "image": image}] * workers,
+        "kubeadmConfigPatches": [yaml.safe_dump(cluster), yaml.safe_dump(kubelet)],
+        "containerdConfigPatches": [containerd],
+    }
+
+
+def containers_conf(nofile: int = kind_node.NOFILE, nproc: int = kind_node.NPROC) -> str:
+    """podman's containers.conf for the nodes: limits root may set here (no CAP_SYS_RESOURCE)."""
+    return ("[containers]\n"
+            f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
+            "[network]\n"
+            'network_backend = "cni"\n')
+
+
+def env() -> dict[str, str]:
+    """What the kind CLI and podman need in their environment."""
+    return dict(os.environ, KIND_EXPERIMENTAL_PROVIDER="podman", CONTAINERS_CONF=str(CONTAINERS_CONF),
+                KIND_EXPERIMENTAL_PODMAN_NETWORK=NETWORK)
+
+
+def _run(argv: list[str], timeout: float, what: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False, env=env(), **kwargs)
+    except subprocess.TimeoutExpired:
+        raise HarnessError(f"{what}: `{' '.join(argv)}` did not finish within {timeout:.0f} s") from None
+    if check and proc.returncode != 0:
+        raise HarnessError(f"{what}: `{' '.join(argv)}` failed (exit {proc.returncode}):\n"
+                           f"{(proc.stderr or proc.stdout)[-3000:].strip()}")
+    return proc
+
+
+def _kind(progs: dict) -> str:
+    return str(progs["kind"].binary("kind"))
+
+
+def ensure_network() -> None:
+    """The nodes' podman network, with fixed ranges (the MetalLB pool is taken from it)."""
+    if _run(["podman", "network", "exists", NETWORK], TIMEOUTS["podman"], "podman", check=False).returncode == 0:
+        return
+    argv = ["podman", "network", "create", "--driver=bridge", "--ipv6"]
+    argv += [f"--subnet={subnet}" for subnet in NETWORK_SUBNETS]
+    _run([*argv, NETWORK], TIMEOUTS["podman"], "creating the kind network")
+
+
+def prepare(log=print) -> tuple[dict, str]:
+    """Build kind, the node image and what it carries; returns the programs and the image name."""
+    host.ensure_packages(log, extra={**PACKAGES, **stack_images.packages(("core", "kind"))})
+    progs = build.build_all(log=log, tiers=("core", "kind"))
+    archives = stack_images.build_all(progs, log=log, tiers=("core", "kind"))
+    image = kind_node.build(progs["kind"], progs["kubernetes"], progs["kubeadm"], progs["containerd"], archives,
+                            log=log)
+    return progs, image
+
+
+def exists(progs: dict) -> bool:
+    out = _run([_kind(progs), "get", "clusters"], TIMEOUTS["podman"], "kind get clusters").stdout
+    return NAME in out.split()
+
+
+def up(log=print, variant: str = "kube-router") -> None:
+    """Create the kind cluster (idempotent), install its CNI and wait for every node to be Ready."""
+    progs, image = prepare(log)
+    STATE.mkdir(parents=True, exist_ok=True)
+    CONTAINERS_CONF.write_text(containers_conf())
+    config = STATE / "kind.yaml"
+    config.write_text(yaml.safe_dump(cluster_config(image, variant=variant), sort_keys=False))
+    ensure_network()
+    if not exists(progs):
+        log(f"creating kind cluster {NAME} (1 control plane, {WORKERS} workers) from {image}")
+        started = time.monotonic()
+        _run([_kind(progs), "create", "cluster", f"--config={config}", f"--kubeconfig={KUBECONFIG}", "--retain"],
+             TIMEOUTS["create"], "kind create cluster")
+        log(f"kind cluster {NAME} created in {time.monotonic() - started:.0f} s")
+    else:
+        _run([_kind(progs), "export", "kubeconfig", f"--name={NAME}", f"--kubeconfig={KUBECONFIG}"],
+             TIMEOUTS["podman"], "kind export kubeconfig")
+    if variant == "kube-router":
+        install_kube_router(progs, log)
+    wait_nodes_ready(log)
+
+
+def kubectl(*args: str, stdin: str | None = None, timeout: float = TIMEOUTS["kubectl"]) -> str:
+    """kubectl of the cluster's own release (the host's is older), against the kind cluster."""
+    binary = build.programs()["kubeadm"].binary("kubectl")
+    return _run([str(binary), f"--kubeconfig={KUBECONFIG}", *args], timeout, f"kubectl {args[0]}",
+                input=stdin).stdout
+
+
+def kube_router_manifest(progs: dict) -> list[dict]:
+    """Upstream's kubeadm manifest for kube-router (routes and NetworkPolicy, no service proxy),
+    read from the module cache, with the image built here and both families switched on (it
+    writes each node's pod ranges into the CNI config itself)."""
+    router = progs["kube-router"]
+    source = router.source() / "daemonset" / "kubeadm-kuberouter.yaml"
+    docs = [d for d in yaml.safe_load_all(source.read_text()) if d]
+    image = f"docker.io/cloudnativelabs/kube-router:{router.version}"
+    for doc in docs:
+        if doc["kind"] == "DaemonSet":
+            spec = doc["spec"]["template"]["spec"]
+            for container in spec["containers"] + spec.get("initContainers", []):
+                container["image"] = image
+                container["imagePullPolicy"] = "IfNotPresent"
+            spec["containers"][0]["args"] += ["--enable-ipv4=true", "--enable-ipv6=true"]
+    return docs
+
+
+def install_kube_router(progs: dict, log=print) -> None:
+    docs = kube_router_manifest(progs)
+    kubectl("apply", "-f", "-", stdin=yaml.safe_dump_all(docs))
+    log(f"kube-router {progs['kube-router'].version} applied as the kind cluster's CNI")
+
+
+def wait_nodes_ready(log=print) -> None:
+    """Every node Ready (the CNI is up on each): names each node not Ready and its condition."""
+    deadline = time.monotonic() + TIMEOUTS["nodes-ready"]
+    last = ""
+    while time.monotonic() < deadline:
+        nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
+        waiting = {}
+        for node in nodes:
+            ready = next((c for c in node["status"].get("conditions", []) if c["type"] == "Ready"), {})
+            if ready.get("status") != "True":
+                waiting[node["metadata"]["name"]] = ready.get("message", "no Ready condition yet")
+        if nodes and not waiting:
+            log(f"kind cluster {NAME}: {len(nodes)} nodes Ready; kubeconfig {KUBECONFIG}")
+            return
+        last = "; ".join(f"{n}: {m}" for n, m in waiting.items()) or "no nodes listed"
+        time.sleep(3)
+    raise HarnessError(f"kind cluster {NAME}: nodes not Ready within {TIMEOUTS['nodes-ready']} s ({last})",
+                       fix=f"podman exec {NAME}-control-plane journalctl -u kubelet | tail")
+
+
+def down(log=print) -> None:
+    """Delete the kind cluster and its network; the node image and the cache stay."""
+    progs = build.programs()
+    if progs["kind"].built and exists(progs):
+        _run([_kind(progs), "delete", "cluster", f"--name={NAME}", f"--kubeconfig={KUBECONFIG}"],
+             TIMEOUTS["delete"], "kind delete cluster")
+        log(f"kind cluster {NAME} deleted")
+    if _run(["podman", "network", "exists", NETWORK], TIMEOUTS["podman"], "podman", check=False).returncode == 0:
+        _run(["podman", "network", "rm", NETWORK], TIMEOUTS["podman"], "removing the kind network")
+    KUBECONFIG.unlink(missing_ok=True)
+
+
+def status() -> dict:
+    proc = _run(["podman", "ps", "--all", "--filter", f"label=io.x-k8s.kind.cluster={NAME}",
+                 "--format", "{{.Names}} {{.Status}}"], TIMEOUTS["podman"], "podman ps", check=False)
+    return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.strip())

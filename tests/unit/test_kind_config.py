@@ -1,0 +1,79 @@
+"""The kind provider's configuration: production's shape, this machine's quirks, the local
+cluster's ranges left alone."""
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+import yaml
+
+from conformance.cluster import kind, kind_node, network
+from conformance.cluster.errors import HarnessError
+
+IMAGE = "localhost/platform-conformance/kind-node:v1.36.1"
+
+
+def _patch(config: dict, kind_name: str) -> dict:
+    found = [yaml.safe_load(p) for p in config["kubeadmConfigPatches"] if yaml.safe_load(p)["kind"] == kind_name]
+    assert len(found) == 1, config["kubeadmConfigPatches"]
+    return found[0]
+
+
+def test_one_control_plane_and_workers_all_on_the_built_image():
+    config = kind.cluster_config(IMAGE, workers=2)
+    assert [n["role"] for n in config["nodes"]] == ["control-plane", "worker", "worker"]
+    assert {n["image"] for n in config["nodes"]} == {IMAGE}
+    assert config["apiVersion"] == "kind.x-k8s.io/v1alpha4" and config["name"] == kind.NAME
+
+
+def test_dual_stack_with_ranges_apart_from_the_local_cluster():
+    net = kind.cluster_config(IMAGE)["networking"]
+    assert net["ipFamily"] == "dual"
+    kind_ranges = [ipaddress.ip_network(r) for key in ("podSubnet", "serviceSubnet") for r in net[key].split(",")]
+    assert sorted(r.version for r in kind_ranges) == [4, 4, 6, 6]
+    local = [ipaddress.ip_network(r, strict=False) for r in (*network.POD_CIDRS, *network.SERVICE_CIDRS,
+                                                f"{network.NODE_IPV4}/{network.LAN_PREFIX4}")]
+    overlaps = [(a, b) for a in kind_ranges + [ipaddress.ip_network(s) for s in kind.NETWORK_SUBNETS]
+                for b in local if a.version == b.version and a.overlaps(b)]
+    assert overlaps == []
+
+
+def test_machine_quirks_reach_the_nodes():
+    config = kind.cluster_config(IMAGE)
+    kubelet = _patch(config, "KubeletConfiguration")
+    assert kubelet["failCgroupV1"] is False and kubelet["oomScoreAdj"] == 0
+    assert "restrict_oom_score_adj = true" in config["containerdConfigPatches"][0]
+    conf = kind.containers_conf()
+    assert f"nofile={kind_node.NOFILE}:{kind_node.NOFILE}" in conf
+
+
+def test_control_plane_images_are_the_ones_built_here():
+    cluster = _patch(kind.cluster_config(IMAGE, etcd_tag="3.6.16"), "ClusterConfiguration")
+    assert cluster["etcd"]["local"]["imageTag"] == "3.6.16"
+    # CoreDNS comes from the stack, as on the local cluster, not from kubeadm's addon.
+    assert cluster["dns"]["disabled"] is True
+
+
+def test_default_variant_keeps_kube_proxy_and_the_cilium_variant_drops_it():
+    assert kind.cluster_config(IMAGE)["networking"]["kubeProxyMode"] == "iptables"
+    cilium = kind.cluster_config(IMAGE, variant="cilium")["networking"]
+    assert cilium["kubeProxyMode"] == "none" and cilium["disableDefaultCNI"] is True
+
+
+@pytest.mark.parametrize("kwargs, words", [({"variant": "flannel"}, "flannel"), ({"workers": 0}, "worker")])
+def test_bad_shapes_are_refused_naming_the_input(kwargs, words):
+    with pytest.raises(HarnessError, match=words):
+        kind.cluster_config(IMAGE, **kwargs)
+
+
+def test_kube_router_manifest_runs_the_image_built_here_in_both_families():
+    from conformance.cluster import build
+
+    progs = build.programs()
+    if not progs["kube-router"].source_dir().is_dir():
+        pytest.skip("kube-router's module is not in the Go module cache (nox -s cluster fetches it)")
+    docs = kind.kube_router_manifest(progs)
+    ds = next(d for d in docs if d["kind"] == "DaemonSet")["spec"]["template"]["spec"]
+    images = {c["image"] for c in ds["containers"] + ds["initContainers"]}
+    assert images == {f"docker.io/cloudnativelabs/kube-router:{progs['kube-router'].version}"}
+    assert {"--enable-ipv4=true", "--enable-ipv6=true", "--run-service-proxy=false"} <= set(ds["containers"][0]["args"])
