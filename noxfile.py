@@ -33,46 +33,74 @@ def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
 
 
+# `-- --provider kind`: the same sessions against a multi-node kind cluster (conformance/cluster/kind.py).
+KIND_STATE = paths.KIND_STATE
+
+
+def _provider(session: nox.Session) -> tuple[str, list[str]]:
+    """The provider named in the session's arguments (local unless `--provider kind`), and the rest."""
+    args, provider = list(session.posargs), "local"
+    for i, arg in enumerate(args):
+        if arg.startswith("--provider"):
+            value = arg.split("=", 1)[1] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+            del args[i:i + (1 if "=" in arg else 2)]
+            if value not in ("local", "kind"):
+                session.error(f"--provider {value!r} is unknown: use --provider local or --provider kind")
+            provider = value
+            break
+    return provider, args
+
+
 def _cluster_up(session: nox.Session, *args: str) -> None:
     session.run("python", "-m", "conformance.cluster", "up", *args)
 
 
-def _stack(session: nox.Session, *args: str) -> None:
-    session.run("python", "-m", "conformance.stack", "--kubeconfig", ADMIN, *args)
+def _stack(session: nox.Session, *args: str, provider: str = "local") -> None:
+    if provider == "kind":
+        session.run("python", "-m", "conformance.stack", "--provider=kind", "--profile=kind",
+                    "--kubeconfig", str(KIND_STATE / "admin.conf"), *args)
+    else:
+        session.run("python", "-m", "conformance.stack", "--kubeconfig", ADMIN, *args)
 
 
 @nox.session(name="cluster")
 def cluster(session: nox.Session) -> None:
     """Bring up the local cluster (real kube-apiserver, kubelet, containerd, ...); idempotent.
-    -- --runtime=cri-o runs production's runtime instead of containerd."""
+    -- --runtime=cri-o runs production's runtime instead of containerd; -- --provider kind
+    brings up a multi-node kind cluster instead."""
     _install(session)
     _cluster_up(session, *session.posargs)
 
 
 @nox.session(name="cluster-down")
 def cluster_down(session: nox.Session) -> None:
-    """Stop and remove everything the local cluster started or created; keeps the build cache."""
+    """Stop and remove everything the local cluster started or created; keeps the build cache.
+    -- --provider kind deletes the kind cluster instead."""
     _install(session)
-    session.run("python", "-m", "conformance.cluster", "down")
+    session.run("python", "-m", "conformance.cluster", "down", *session.posargs)
 
 
 @nox.session(name="stack")
 def stack(session: nox.Session) -> None:
     """Install the pinned stack (manifests/stack.yaml) on the local cluster; idempotent.
-    -- --tiers=all|cached|core,edge,... [component ...] (default: every tier)."""
+    -- --tiers=all|cached|core,edge,... [component ...] (default: every tier); --provider kind."""
     _install(session)
-    _stack(session, *session.posargs)
+    provider, args = _provider(session)
+    _stack(session, *args, provider=provider)
 
 
 @nox.session(name="conformance")
 def conformance(session: nox.Session) -> None:
-    """Cluster + stack + every conformance suite on the local cluster (the main job)."""
+    """Cluster + stack + every conformance suite on the local cluster (the main job);
+    -- --provider kind does the same on the kind cluster."""
     _install(session)
-    _cluster_up(session)
-    _stack(session, "--tiers=all")
-    session.run("pytest", "suites", "--profile=local", f"--kubeconfig={RUNNER}",
+    provider, args = _provider(session)
+    _cluster_up(session, f"--provider={provider}")
+    _stack(session, "--tiers=all", provider=provider)
+    profile, runner = ("kind", str(KIND_STATE / "runner.conf")) if provider == "kind" else ("local", RUNNER)
+    session.run("pytest", "suites", f"--profile={profile}", f"--kubeconfig={runner}",
                 "--junitxml=reports/junit.xml", "--alluredir=reports/allure-results", "--clean-alluredir",
-                *session.posargs)
+                *args)
 
 
 @nox.session(name="tests")

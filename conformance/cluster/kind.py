@@ -28,7 +28,7 @@ from conformance.cluster import build, host, kind_node, paths, stack_images
 from conformance.cluster.errors import HarnessError
 
 NAME = "pcf-kind"
-STATE = paths.STATE.parent / "kind"
+STATE = paths.KIND_STATE
 KUBECONFIG = STATE / "admin.conf"
 CONTAINERS_CONF = STATE / "containers.conf"
 NETWORK = "pcf-kind"
@@ -137,6 +137,38 @@ def prepare(log=print) -> tuple[dict, str]:
     return progs, image
 
 
+def node_images(node: str) -> dict[str, str]:
+    """The images one node's containerd holds: reference -> digest."""
+    out = _run(["podman", "exec", node, "ctr", "--namespace=k8s.io", "images", "list"], TIMEOUTS["podman"],
+               f"listing the images of {node}").stdout
+    return {f[0]: next((x for x in f[1:] if x.startswith("sha256:")), "") for f in map(str.split, out.splitlines()[1:]) if f}
+
+
+def prepare_tier(tier: str, log=print) -> None:
+    """Build the tier's programs and images, and load into the kind nodes each image they lack
+    (the node image carries those built when it was). The tier's host-side services are the
+    local cluster's (configured for its API server and LAN) and are not started for kind."""
+    from conformance.cluster import tiers
+    from conformance.cluster.images import read_oci_archive
+
+    progs = build.build_all(log=log, tiers=(tier,))
+    host.ensure_packages(log, extra=stack_images.packages((tier,)))
+    archives = stack_images.build_all(progs, log=log, tiers=(tier,))
+    nodes = sorted(status())
+    held = {node: node_images(node) for node in nodes}
+    for archive in archives:
+        info = read_oci_archive(archive)
+        if all(held[n].get(name) == info.manifest_digest for n in nodes for name in info.names):
+            continue
+        _run([_kind(progs), "load", "image-archive", str(archive), f"--name={NAME}"], TIMEOUTS["create"],
+             f"kind load image-archive {archive.name}")
+        log(f"loaded {', '.join(info.names)} into {len(nodes)} kind nodes")
+    skipped = [s.__name__.rsplit(".", 1)[-1] for s in tiers.services(tier)]
+    if skipped:
+        log(f"tier {tier}: host services not started for kind: {', '.join(skipped)} (the profile does not "
+            "claim the components that need them)")
+
+
 def exists(progs: dict) -> bool:
     out = _run([_kind(progs), "get", "clusters"], TIMEOUTS["podman"], "kind get clusters").stdout
     return NAME in out.split()
@@ -159,9 +191,39 @@ def up(log=print, variant: str = "kube-router") -> None:
     else:
         _run([_kind(progs), "export", "kubeconfig", f"--name={NAME}", f"--kubeconfig={KUBECONFIG}"],
              TIMEOUTS["podman"], "kind export kubeconfig")
-    if variant == "kube-router":
-        install_kube_router(progs, log)
+    write_identities(log)
+    if variant == "cilium":
+        log("variant cilium: no CNI and no kube-proxy; install Cilium (kubeProxyReplacement=true) "
+            "before the nodes become Ready")
+        return
+    install_kube_router(progs, log)
     wait_nodes_ready(log)
+
+
+def identity_kubeconfig(name: str) -> Path:
+    """The kubeconfig of one of the suite's identities on the kind cluster (reader, runner)."""
+    return STATE / f"{name}.conf"
+
+
+def write_identities(log=print) -> None:
+    """The suite's two identities (their RBAC ships in manifests/rbac), as client certificates
+    signed by the cluster's CA inside the control plane, pointing at the address the host uses."""
+    from conformance.cluster.pki import IDENTITIES
+
+    server = yaml.safe_load(KUBECONFIG.read_text())["clusters"][0]["cluster"]["server"]
+    for ident in IDENTITIES:
+        if ident.name not in ("reader", "runner"):
+            continue
+        argv = ["podman", "exec", f"{NAME}-control-plane", "kubeadm", "kubeconfig", "user",
+                "--config=/kind/kubeadm.conf", f"--client-name={ident.user}",
+                *(f"--org={group}" for group in ident.groups)]
+        conf = yaml.safe_load(_run(argv, TIMEOUTS["kubectl"], f"kubeadm kubeconfig user {ident.user}").stdout)
+        for cluster in conf["clusters"]:
+            cluster["cluster"]["server"] = server
+        target = identity_kubeconfig(ident.name)
+        target.write_text(yaml.safe_dump(conf))
+        target.chmod(0o600)
+    log(f"identities reader and runner: {identity_kubeconfig('reader')}, {identity_kubeconfig('runner')}")
 
 
 def kubectl(*args: str, stdin: str | None = None, timeout: float = TIMEOUTS["kubectl"]) -> str:
