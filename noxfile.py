@@ -22,8 +22,8 @@ nox.options.error_on_missing_interpreters = True
 ADMIN = str(paths.kubeconfig("admin"))
 # The add-on tiers' integration tests, and about how long each tier's take on the warm cluster.
 TIER_TESTS = {"edge": ("test_edge_*.py", "test_tls_*.py"), "secrets": ("test_secrets_*.py",),
-              "storage": ("test_storage_*.py",), "gitops": ("test_argocd_*.py",)}
-TIER_TESTS_S = {"edge": 25 * 60, "secrets": 10 * 60, "storage": 12 * 60, "gitops": 14 * 60}
+              "storage": ("test_storage_*.py",), "gitops": ("test_argocd_*.py",), "kind": ("test_kind_*.py",)}
+TIER_TESTS_S = {"edge": 25 * 60, "secrets": 10 * 60, "storage": 12 * 60, "gitops": 14 * 60, "kind": 15 * 60}
 CI_BUDGET_S = 90 * 60
 LIFECYCLE_RESERVE_S = 15 * 60   # the lifecycle tests (CRI-O, the gate, down and up) come last
 RUNNER = str(paths.kubeconfig("runner"))

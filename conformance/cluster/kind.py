@@ -94,7 +94,11 @@ def containers_conf(nofile: int = kind_node.NOFILE, nproc: int = kind_node.NPROC
     return ("[containers]\n"
             f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
             "[network]\n"
-            'network_backend = "cni"\n')
+            'network_backend = "cni"\n'
+            # No systemd on the host: cgroups are managed directly, events go to a file.
+            "[engine]\n"
+            'cgroup_manager = "cgroupfs"\n'
+            'events_logger = "file"\n')
 
 
 def env() -> dict[str, str]:
@@ -257,24 +261,29 @@ def install_kube_router(progs: dict, log=print) -> None:
     log(f"kube-router {progs['kube-router'].version} applied as the kind cluster's CNI")
 
 
+def nodes_not_ready() -> dict[str, str]:
+    """Each node not Ready, with its Ready condition's message (empty: every node Ready)."""
+    nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
+    if not nodes:
+        return {"(none)": "no node registered yet"}
+    waiting = {}
+    for node in nodes:
+        ready = next((c for c in node["status"].get("conditions", []) if c["type"] == "Ready"), {})
+        if ready.get("status") != "True":
+            waiting[node["metadata"]["name"]] = ready.get("message", "no Ready condition yet")
+    return waiting
+
+
 def wait_nodes_ready(log=print) -> None:
-    """Every node Ready (the CNI is up on each): names each node not Ready and its condition."""
-    deadline = time.monotonic() + TIMEOUTS["nodes-ready"]
-    last = ""
-    while time.monotonic() < deadline:
-        nodes = json.loads(kubectl("get", "nodes", "-o", "json"))["items"]
-        waiting = {}
-        for node in nodes:
-            ready = next((c for c in node["status"].get("conditions", []) if c["type"] == "Ready"), {})
-            if ready.get("status") != "True":
-                waiting[node["metadata"]["name"]] = ready.get("message", "no Ready condition yet")
-        if nodes and not waiting:
-            log(f"kind cluster {NAME}: {len(nodes)} nodes Ready; kubeconfig {KUBECONFIG}")
-            return
-        last = "; ".join(f"{n}: {m}" for n, m in waiting.items()) or "no nodes listed"
-        time.sleep(3)
-    raise HarnessError(f"kind cluster {NAME}: nodes not Ready within {TIMEOUTS['nodes-ready']} s ({last})",
-                       fix=f"podman exec {NAME}-control-plane journalctl -u kubelet | tail")
+    """Every node Ready (the CNI is up on each); a timeout names each node not Ready and why."""
+    from conformance.waiting import WaitTimeout, wait_for
+
+    try:
+        wait_for(f"every node of kind cluster {NAME} to be Ready", nodes_not_ready, until=lambda w: not w,
+                 timeout=TIMEOUTS["nodes-ready"], interval=3)
+    except WaitTimeout as exc:
+        raise HarnessError(str(exc), fix=f"podman exec {NAME}-control-plane journalctl -u kubelet | tail") from None
+    log(f"kind cluster {NAME}: every node Ready; kubeconfig {KUBECONFIG}")
 
 
 def down(log=print) -> None:
