@@ -77,3 +77,34 @@ def test_kube_router_manifest_runs_the_image_built_here_in_both_families():
     images = {c["image"] for c in ds["containers"] + ds["initContainers"]}
     assert images == {f"docker.io/cloudnativelabs/kube-router:{progs['kube-router'].version}"}
     assert {"--enable-ipv4=true", "--enable-ipv6=true", "--run-service-proxy=false"} <= set(ds["containers"][0]["args"])
+
+
+def _component(name: str):
+    from conformance import stack
+
+    return next(c for c in stack.components() if c.name == name)
+
+
+def test_stack_on_kind_puts_coredns_and_the_pool_where_the_kind_profile_expects_them():
+    from conformance import profile, stack
+
+    prof = profile.load("kind")
+    dns = next(d for d in stack.documents(_component("coredns"), provider="kind") if d["kind"] == "Service")
+    assert dns["spec"]["clusterIPs"][0] == prof.component("dns").ip
+    assert all(ipaddress.ip_address(ip) in ipaddress.ip_network(net)
+               for ip, net in zip(dns["spec"]["clusterIPs"], kind.SERVICE_SUBNETS))
+    pool = next(d for d in stack.documents(_component("metallb-pool"), provider="kind") if d["kind"] == "IPAddressPool")
+    expected = prof.component("metallb").pool_addresses[0]
+    assert (pool["metadata"]["name"], tuple(pool["spec"]["addresses"])) == (expected.pool, tuple(expected.addresses))
+    first = [ipaddress.ip_address(r.split("-")[0]) for r in pool["spec"]["addresses"]]
+    assert all(any(ip in ipaddress.ip_network(n) for n in kind.NETWORK_SUBNETS) for ip in first)
+    # The local cluster's documents are untouched by the kind patches.
+    local = next(d for d in stack.documents(_component("coredns")) if d["kind"] == "Service")
+    assert local["spec"]["clusterIP"] == "10.96.0.10"
+
+
+def test_a_provider_without_stack_patches_is_refused_by_name():
+    from conformance import InputError, stack
+
+    with pytest.raises(InputError, match="provider 'nosuch'"):
+        stack.documents(_component("coredns"), provider="nosuch")
