@@ -131,11 +131,20 @@ def ensure_network() -> None:
     _run([*argv, NETWORK], TIMEOUTS["podman"], "creating the kind network")
 
 
+def carried_tiers() -> tuple[str, ...]:
+    """The tiers whose images the node image carries: the core, kind's own, and every add-on tier
+    whose builds are cached here (another is loaded into the nodes when the stack installs it)."""
+    from conformance.cluster import tiers
+
+    return ("core", "kind", *(t for t in tiers.names() if t != "core" and not tiers.missing(t)))
+
+
 def prepare(log=print) -> tuple[dict, str]:
     """Build kind, the node image and what it carries; returns the programs and the image name."""
-    host.ensure_packages(log, extra={**PACKAGES, **stack_images.packages(("core", "kind"))})
+    carried = carried_tiers()
+    host.ensure_packages(log, extra={**PACKAGES, **stack_images.packages(carried)})
     progs = build.build_all(log=log, tiers=("core", "kind"))
-    archives = stack_images.build_all(progs, log=log, tiers=("core", "kind"))
+    archives = stack_images.build_all(progs, log=log, tiers=carried)
     image = kind_node.build(progs["kind"], progs["kubernetes"], progs["kubeadm"], progs["containerd"], archives,
                             log=log)
     return progs, image
