@@ -121,11 +121,15 @@ def inputs_digest(added: dict[str, Path | bytes], root: Path) -> str:
     return hashlib.sha256(json.dumps([root.name, document]).encode()).hexdigest()
 
 
-def built_digest(name: str) -> str | None:
-    """The inputs digest of the image podman holds under `name`, or None."""
-    proc = subprocess.run(["podman", "image", "inspect", "--format", f'{{{{index .Labels "{LABEL}"}}}}', name],
+def _inspect(name: str, template: str) -> str | None:
+    proc = subprocess.run(["podman", "image", "inspect", "--format", template, name],
                           capture_output=True, text=True, timeout=TIMEOUTS["podman-inspect"], check=False)
     return proc.stdout.strip() or None if proc.returncode == 0 else None
+
+
+def built_digest(name: str) -> str | None:
+    """The inputs digest of the image podman holds under `name`, or None."""
+    return _inspect(name, f'{{{{index .Labels "{LABEL}"}}}}')
 
 
 def build(kind: Program, k8s: Program, kubeadm: Program, containerd: Program, archives: list[Path],
@@ -138,6 +142,7 @@ def build(kind: Program, k8s: Program, kubeadm: Program, containerd: Program, ar
     if built_digest(name) == digest:
         return name
     log(f"building the kind node image {name} ({len(archives)} image archives inside)")
+    previous = _inspect(name, "{{.Id}}")
     with tempfile.TemporaryDirectory(prefix="pcf-kind-node-", dir=paths.CACHE) as tmp:
         tree = Path(tmp) / "rootfs"
         tree.mkdir()
@@ -148,6 +153,10 @@ def build(kind: Program, k8s: Program, kubeadm: Program, containerd: Program, ar
               f"--change 'ENV container=docker' --change 'STOPSIGNAL SIGRTMIN+3' "
               f"--change 'LABEL {LABEL}={digest}' - {name}"],
              TIMEOUTS["podman-import"], "podman import of the node image")
+    if previous and previous != _inspect(name, "{{.Id}}"):
+        # The image it replaces, unless a node container still uses it.
+        subprocess.run(["podman", "image", "rm", previous], capture_output=True, timeout=TIMEOUTS["podman-inspect"],
+                       check=False)
     return name
 
 
