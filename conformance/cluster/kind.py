@@ -45,7 +45,7 @@ TIMEOUTS = {"create": 900, "delete": 300, "podman": 60, "kubectl": 60, "nodes-re
 
 
 def cluster_config(image: str, *, workers: int = WORKERS, variant: str = "kube-router",
-                   etcd_tag: str = "3.6.16", pause_image: str = "registry.k8s.io/pause:3.10.1") -> dict:
+                   etcd_tag: str = "3.6.16") -> dict:
     """kind's Cluster configuration (kind.x-k8s.io/v1alpha4) for this machine."""
     if variant not in VARIANTS:
         raise HarnessError(f"kind variant {variant!r} is unknown", fix=f"use one of: {', '.join(VARIANTS)}")
@@ -73,11 +73,6 @@ def cluster_config(image: str, *, workers: int = WORKERS, variant: str = "kube-r
         "etcd": {"local": {"imageTag": etcd_tag}},
         "dns": {"disabled": True},
     }
-    containerd = (
-        '[plugins."io.containerd.grpc.v1.cri"]\n'
-        "  restrict_oom_score_adj = true\n"
-        f'  sandbox_image = "{pause_image}"\n'
-    )
     return {
         "kind": "Cluster",
         "apiVersion": "kind.x-k8s.io/v1alpha4",
@@ -85,7 +80,6 @@ def cluster_config(image: str, *, workers: int = WORKERS, variant: str = "kube-r
         "networking": networking,
         "nodes": [{"role": "control-plane", "image": image}] + [{"role": "worker", "image": image}] * workers,
         "kubeadmConfigPatches": [yaml.safe_dump(cluster), yaml.safe_dump(kubelet)],
-        "containerdConfigPatches": [containerd],
     }
 
 

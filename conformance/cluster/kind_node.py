@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -31,6 +32,7 @@ PACKAGES = ("systemd", "systemd-sysv", "dbus", "conntrack", "iptables", "nftable
             "ethtool", "util-linux", "mount", "kmod", "libseccomp2", "pigz", "ca-certificates", "curl",
             "jq", "procps", "bash", "e2fsprogs", "runc", "containernetworking-plugins", "socat")
 LABEL = "io.platform-conformance.inputs"
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10.1"   # the pause image of the stack list
 ARCHIVE_DIR = "/kind/images"
 # Limits of a node container: podman's default asks for more than root may set here
 # (no CAP_SYS_RESOURCE), and the node's units may ask no more than the container has.
@@ -55,6 +57,8 @@ Before=kubelet.service
 [Service]
 Type=oneshot
 RemainAfterExit=yes
+Restart=on-failure
+RestartSec=2
 ExecStart=/bin/sh -euc 'for a in {ARCHIVE_DIR}/*.tar; do ctr --namespace=k8s.io images import --platform=linux/amd64 --local --snapshotter=overlayfs "$a"; done'
 
 [Install]
@@ -64,6 +68,25 @@ KUBELET_AFTER_PRELOAD = """[Unit]
 After=pcf-preload-images.service
 Wants=pcf-preload-images.service
 """
+
+
+def containerd_config(upstream: str, pause_image: str = PAUSE_IMAGE) -> str:
+    """kind's containerd config with this machine's two differences: no negative OOM scores
+    (root lacks CAP_SYS_RESOURCE; kind's entrypoint makes the same change for rootless nodes) and
+    the pause image built here. Set in the image, not by kind's config patches, because kind
+    restarts containerd to apply those while the node is importing its images."""
+    changes = {"restrict_oom_score_adj = false": "restrict_oom_score_adj = true"}
+    sandbox = re.search(r'sandbox_image = "[^"]*"', upstream)
+    if sandbox:
+        changes[sandbox.group(0)] = f'sandbox_image = "{pause_image}"'
+    missing = [old for old in changes if old not in upstream] or ([] if sandbox else ["sandbox_image"])
+    if missing:
+        raise HarnessError(f"kind's images/base/files/etc/containerd/config.toml has no {', '.join(missing)}",
+                           fix="kind changed its containerd config: update containerd_config in "
+                               "conformance/cluster/kind_node.py for the pinned kind version")
+    for old, new in changes.items():
+        upstream = upstream.replace(old, new)
+    return upstream
 
 
 def image_name(k8s: Program) -> str:
@@ -106,6 +129,7 @@ def files(kind: Program, k8s: Program, kubeadm: Program, containerd: Program,
     out["/usr/bin/kubelet"] = k8s.binary("kubelet")
     for binary in ("kubeadm", "kubectl"):
         out[f"/usr/bin/{binary}"] = kubeadm.binary(binary)
+    out["/etc/containerd/config.toml"] = containerd_config((base / "etc/containerd/config.toml").read_text()).encode()
     out["/kind/version"] = f"{k8s.version}\n".encode()
     out["/etc/systemd/system/containerd.service.d/10-pcf-limits.conf"] = UNIT_LIMITS.encode()
     out["/etc/systemd/system/kubelet.service.d/20-pcf-preload.conf"] = KUBELET_AFTER_PRELOAD.encode()

@@ -42,7 +42,7 @@ def test_machine_quirks_reach_the_nodes():
     config = kind.cluster_config(IMAGE)
     kubelet = _patch(config, "KubeletConfiguration")
     assert kubelet["failCgroupV1"] is False and kubelet["oomScoreAdj"] == 0
-    assert "restrict_oom_score_adj = true" in config["containerdConfigPatches"][0]
+    assert "containerdConfigPatches" not in config   # kind would restart containerd mid-import
     conf = kind.containers_conf()
     assert f"nofile={kind_node.NOFILE}:{kind_node.NOFILE}" in conf
 
@@ -108,3 +108,15 @@ def test_a_provider_without_stack_patches_is_refused_by_name():
 
     with pytest.raises(InputError, match="provider 'nosuch'"):
         stack.documents(_component("coredns"), provider="nosuch")
+
+
+def test_node_containerd_config_is_kinds_with_this_machines_two_differences():
+    upstream = ('[plugins."io.containerd.grpc.v1.cri"]\n  sandbox_image = "registry.k8s.io/pause:3.10"\n'
+                "  tolerate_missing_hugepages_controller = true\n  restrict_oom_score_adj = false\n")
+    got = kind_node.containerd_config(upstream)
+    assert got == upstream.replace("= false", "= true").replace("pause:3.10", "pause:3.10.1")
+
+
+def test_node_containerd_config_refuses_an_upstream_that_changed():
+    with pytest.raises(HarnessError, match="restrict_oom_score_adj = false"):
+        kind_node.containerd_config('sandbox_image = "x"\n')
