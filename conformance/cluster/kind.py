@@ -78,7 +78,7 @@ def cluster_config(image: str, *, workers: int = WORKERS, variant: str = "kube-r
         "apiVersion": "kind.x-k8s.io/v1alpha4",
         "name": NAME,
         "networking": networking,
-        "nodes": [{"role": "control-plane", "image": image}] + [{"role": "worker", "image": image}] * workers,
+        "nodes": [{"role": "control-plane", "image": image}] + [{"role": "worker", "image": image} for _ in range(workers)],
         "kubeadmConfigPatches": [yaml.safe_dump(cluster), yaml.safe_dump(kubelet)],
     }
 
