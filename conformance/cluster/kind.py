@@ -26,6 +26,7 @@ import yaml
 
 from conformance.cluster import build, host, kind_node, paths, stack_images
 from conformance.cluster.errors import HarnessError
+from conformance.cluster.images import parse_image_list, read_oci_archive
 
 NAME = "pcf-kind"
 STATE = paths.KIND_STATE
@@ -78,7 +79,8 @@ def cluster_config(image: str, *, workers: int = WORKERS, variant: str = "kube-r
         "apiVersion": "kind.x-k8s.io/v1alpha4",
         "name": NAME,
         "networking": networking,
-        "nodes": [{"role": "control-plane", "image": image}] + [{"role": "worker", "image": image} for _ in range(workers)],
+        "nodes": [{"role": "control-plane", "image": image},
+                  *({"role": "worker", "image": image} for _ in range(workers))],
         "kubeadmConfigPatches": [yaml.safe_dump(cluster), yaml.safe_dump(kubelet)],
     }
 
@@ -148,7 +150,7 @@ def node_images(node: str) -> dict[str, str]:
     """The images one node's containerd holds: reference -> digest."""
     out = _run(["podman", "exec", node, "ctr", "--namespace=k8s.io", "images", "list"], TIMEOUTS["podman"],
                f"listing the images of {node}").stdout
-    return {f[0]: next((x for x in f[1:] if x.startswith("sha256:")), "") for f in map(str.split, out.splitlines()[1:]) if f}
+    return parse_image_list(out)
 
 
 def prepare_tier(tier: str, log=print) -> None:
@@ -156,7 +158,6 @@ def prepare_tier(tier: str, log=print) -> None:
     (the node image carries those built when it was). The tier's host-side services are the
     local cluster's (configured for its API server and LAN) and are not started for kind."""
     from conformance.cluster import tiers
-    from conformance.cluster.images import read_oci_archive
 
     progs = build.build_all(log=log, tiers=(tier,))
     host.ensure_packages(log, extra=stack_images.packages((tier,)))
