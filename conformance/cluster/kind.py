@@ -193,8 +193,9 @@ def up(log=print, variant: str = "kube-router") -> None:
     if not exists(progs):
         log(f"creating kind cluster {NAME} (1 control plane, {WORKERS} workers) from {image}")
         started = time.monotonic()
-        _run([_kind(progs), "create", "cluster", f"--config={config}", f"--kubeconfig={KUBECONFIG}", "--retain"],
-             TIMEOUTS["create"], "kind create cluster")
+        # kind prints each step as it goes; the lines are passed on as progress.
+        build._stream([_kind(progs), "create", "cluster", f"--config={config}", f"--kubeconfig={KUBECONFIG}",
+                       "--retain"], None, env(), TIMEOUTS["create"], lambda line: log(f"  kind: {line.rstrip()}"))
         log(f"kind cluster {NAME} created in {time.monotonic() - started:.0f} s")
     else:
         _run([_kind(progs), "export", "kubeconfig", f"--name={NAME}", f"--kubeconfig={KUBECONFIG}"],
