@@ -193,9 +193,14 @@ def up(log=print, variant: str = "kube-router") -> None:
     if not exists(progs):
         log(f"creating kind cluster {NAME} (1 control plane, {WORKERS} workers) from {image}")
         started = time.monotonic()
-        # kind prints each step as it goes; the lines are passed on as progress.
-        build._stream([_kind(progs), "create", "cluster", f"--config={config}", f"--kubeconfig={KUBECONFIG}",
-                       "--retain"], None, env(), TIMEOUTS["create"], lambda line: log(f"  kind: {line.rstrip()}"))
+        # kind prints each step as it goes; the lines are passed on as progress. Failed nodes are
+        # kept (--retain) so their logs can be read.
+        try:
+            build._stream([_kind(progs), "create", "cluster", f"--config={config}", f"--kubeconfig={KUBECONFIG}",
+                           "--retain"], None, env(), TIMEOUTS["create"], lambda line: log(f"  kind: {line.rstrip()}"))
+        except HarnessError as exc:
+            raise HarnessError(exc.problem, fix=f"`{_kind(progs)} export logs --name={NAME}` collects the nodes' "
+                               "logs; `nox -s cluster-down -- --provider kind` removes them") from None
         log(f"kind cluster {NAME} created in {time.monotonic() - started:.0f} s")
     else:
         _run([_kind(progs), "export", "kubeconfig", f"--name={NAME}", f"--kubeconfig={KUBECONFIG}"],
