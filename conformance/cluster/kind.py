@@ -29,6 +29,7 @@ from conformance.cluster.errors import HarnessError
 from conformance.cluster.images import parse_image_list, read_oci_archive
 
 NAME = "pcf-kind"
+CLUSTER_LABEL = "io.x-k8s.kind.cluster"   # kind labels its containers and volumes with the cluster's name
 STATE = paths.KIND_STATE
 KUBECONFIG = STATE / "admin.conf"
 CONTAINERS_CONF = STATE / "containers.conf"
@@ -89,12 +90,16 @@ def containers_conf(nofile: int = kind_node.NOFILE, nproc: int = kind_node.NPROC
     """podman's containers.conf for the nodes: limits root may set here (no CAP_SYS_RESOURCE)."""
     return ("[containers]\n"
             f'default_ulimits = ["nofile={nofile}:{nofile}", "nproc={nproc}:{nproc}"]\n'
+            # podman caps a container at 2048 processes; a node runs a kubelet and its pods.
+            "pids_limit = 0\n"
             "[network]\n"
             'network_backend = "cni"\n'
-            # No systemd on the host: cgroups are managed directly, events go to a file.
+            # No systemd on the host: cgroups are managed directly, events go to a file. crun
+            # refuses this host's hybrid cgroups ("cgroups in hybrid mode not supported"); runc runs.
             "[engine]\n"
             'cgroup_manager = "cgroupfs"\n'
-            'events_logger = "file"\n')
+            'events_logger = "file"\n'
+            'runtime = "runc"\n')
 
 
 def env() -> dict[str, str]:
@@ -112,6 +117,20 @@ def _run(argv: list[str], timeout: float, what: str, check: bool = True, **kwarg
         raise HarnessError(f"{what}: `{' '.join(argv)}` failed (exit {proc.returncode}):\n"
                            f"{(proc.stderr or proc.stdout)[-3000:].strip()}")
     return proc
+
+
+MODULES = Path("/lib/modules")
+MODULES_MADE = STATE / "made-lib-modules"
+
+
+def ensure_modules_dir(log=print) -> None:
+    """kind mounts the host's /lib/modules into every node; this kernel has its drivers built in
+    and no such folder, so an empty one is made (and removed again by `down`)."""
+    if MODULES.exists():
+        return
+    MODULES.mkdir()
+    MODULES_MADE.touch()
+    log(f"made an empty {MODULES} for kind to mount (this kernel loads no modules)")
 
 
 def _kind(progs: dict) -> str:
@@ -190,6 +209,7 @@ def up(log=print, variant: str = "kube-router") -> None:
     config = STATE / "kind.yaml"
     config.write_text(yaml.safe_dump(cluster_config(image, variant=variant), sort_keys=False))
     ensure_network()
+    ensure_modules_dir(log)
     if not exists(progs):
         log(f"creating kind cluster {NAME} (1 control plane, {WORKERS} workers) from {image}")
         started = time.monotonic()
@@ -226,7 +246,7 @@ def write_identities(log=print) -> None:
 
     server = yaml.safe_load(KUBECONFIG.read_text())["clusters"][0]["cluster"]["server"]
     for ident in IDENTITIES:
-        if ident.name not in ("reader", "runner"):
+        if ident.file not in ("reader", "runner"):
             continue
         argv = ["podman", "exec", f"{NAME}-control-plane", "kubeadm", "kubeconfig", "user",
                 "--config=/kind/kubeadm.conf", f"--client-name={ident.user}",
@@ -234,7 +254,7 @@ def write_identities(log=print) -> None:
         conf = yaml.safe_load(_run(argv, TIMEOUTS["kubectl"], f"kubeadm kubeconfig user {ident.user}").stdout)
         for cluster in conf["clusters"]:
             cluster["cluster"]["server"] = server
-        target = identity_kubeconfig(ident.name)
+        target = identity_kubeconfig(ident.file)
         target.write_text(yaml.safe_dump(conf))
         target.chmod(0o600)
     log(f"identities reader and runner: {identity_kubeconfig('reader')}, {identity_kubeconfig('runner')}")
@@ -303,12 +323,23 @@ def down(log=print) -> None:
         _run([_kind(progs), "delete", "cluster", f"--name={NAME}", f"--kubeconfig={KUBECONFIG}"],
              TIMEOUTS["delete"], "kind delete cluster")
         log(f"kind cluster {NAME} deleted")
+    # A create that failed before its containers existed leaves their /var volumes behind.
+    # kind labels each node's volume with the node's name.
+    listing = json.loads(_run(["podman", "volume", "ls", "--format=json"], TIMEOUTS["podman"],
+                              "listing podman volumes").stdout or "[]")
+    volumes = [v["Name"] for v in listing if any(k.startswith(f"{NAME}-") for k in (v.get("Labels") or {}))]
+    if volumes:
+        _run(["podman", "volume", "rm", "--force", *volumes], TIMEOUTS["podman"], "removing the kind volumes")
     if _run(["podman", "network", "exists", NETWORK], TIMEOUTS["podman"], "podman", check=False).returncode == 0:
         _run(["podman", "network", "rm", NETWORK], TIMEOUTS["podman"], "removing the kind network")
     KUBECONFIG.unlink(missing_ok=True)
+    if MODULES_MADE.exists():
+        if MODULES.is_dir() and not any(MODULES.iterdir()):
+            MODULES.rmdir()
+        MODULES_MADE.unlink()
 
 
 def status() -> dict:
-    proc = _run(["podman", "ps", "--all", "--filter", f"label=io.x-k8s.kind.cluster={NAME}",
+    proc = _run(["podman", "ps", "--all", "--filter", f"label={CLUSTER_LABEL}={NAME}",
                  "--format", "{{.Names}} {{.Status}}"], TIMEOUTS["podman"], "podman ps", check=False)
     return dict(line.split(" ", 1) for line in proc.stdout.splitlines() if line.strip())
