@@ -116,3 +116,52 @@ def test_stack_core_installs_and_pods_reach_pods_across_nodes(kind_cluster, tmp_
     outcomes = {r["promise"]: r["outcome"] for r in summary["promises"]}
     assert outcomes == {"networking/pod-to-pod/same-node": "passed",
                         "networking/pod-to-pod/cross-node": "passed"}, proc.stdout[-4000:]
+
+
+def _announcer(address_owner: tuple[str, str]) -> str:
+    """The node MetalLB last named as announcing the Service's address (its nodeAssigned event)."""
+    namespace, name = address_owner
+    events = json.loads(kind.kubectl("-n", namespace, "get", "events", "-o", "json",
+                                     f"--field-selector=involvedObject.name={name},reason=nodeAssigned"))["items"]
+    latest = max(events, key=lambda e: e.get("lastTimestamp") or e["metadata"]["creationTimestamp"], default=None)
+    return latest["message"].split('"')[1] if latest else ""
+
+
+def _answers(address: str) -> int:
+    """The HTTP status the host gets from the address (Envoy answers an unknown host with 404)."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"http://{address}/", timeout=3) as reply:
+            return reply.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+def test_metallb_l2_address_moves_when_the_announcing_node_stops(kind_cluster):
+    """MetalLB's L2 address MUST move to another node when the node announcing it stops, and the
+    host MUST reach the Service through it again; the stopped node comes back Ready.
+
+    Envoy's Service (externalTrafficPolicy Local, an Envoy on each worker) holds the pinned
+    address, so the announcing node is a worker and the other worker can take over."""
+    from conformance import profile as profiles
+
+    stack = _harness("--provider=kind", "--profile=kind", f"--kubeconfig={kind.KUBECONFIG}", "--tiers=core,edge",
+                     module="conformance.stack")
+    assert stack.returncode == 0, stack.stdout[-3000:] + stack.stderr[-3000:]
+    pinned = profiles.load("kind").component("metallb").pinned[0]
+    owner = tuple(pinned.service.split("/"))
+    before = wait_for(f"{pinned.address} announced and answering", lambda: (_announcer(owner), _answers(pinned.address)),
+                      until=lambda s: bool(s[0]) and s[1] == 404, timeout=120, interval=2)
+    _podman("stop", "--time=5", before[0], timeout=120)
+    try:
+        after = wait_for(f"{pinned.address} announced from another node than {before[0]} and answering",
+                         lambda: (_announcer(owner), _answers(pinned.address)),
+                         until=lambda s: s[0] not in ("", before[0]) and s[1] == 404, timeout=120, interval=1)
+        assert after[0] != before[0] and after[1] == 404
+    finally:
+        _podman("start", before[0], timeout=120)
+        kind.wait_nodes_ready()
