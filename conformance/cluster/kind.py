@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -103,7 +104,10 @@ def containers_conf(nofile: int = kind_node.NOFILE, nproc: int = kind_node.NPROC
 
 
 def env() -> dict[str, str]:
-    """What the kind CLI and podman need in their environment."""
+    """What the kind CLI and podman need in their environment (containers.conf written first)."""
+    if not CONTAINERS_CONF.exists():
+        STATE.mkdir(parents=True, exist_ok=True)
+        CONTAINERS_CONF.write_text(containers_conf())
     return dict(os.environ, KIND_EXPERIMENTAL_PROVIDER="podman", CONTAINERS_CONF=str(CONTAINERS_CONF),
                 KIND_EXPERIMENTAL_PODMAN_NETWORK=NETWORK)
 
@@ -205,7 +209,7 @@ def up(log=print, variant: str = "kube-router") -> None:
     """Create the kind cluster (idempotent), install its CNI and wait for every node to be Ready."""
     progs, image = prepare(log)
     STATE.mkdir(parents=True, exist_ok=True)
-    CONTAINERS_CONF.write_text(containers_conf())
+    CONTAINERS_CONF.write_text(containers_conf())   # this version's, over an older one
     config = STATE / "kind.yaml"
     config.write_text(yaml.safe_dump(cluster_config(image, variant=variant), sort_keys=False))
     ensure_network()
@@ -332,11 +336,12 @@ def down(log=print) -> None:
         _run(["podman", "volume", "rm", "--force", *volumes], TIMEOUTS["podman"], "removing the kind volumes")
     if _run(["podman", "network", "exists", NETWORK], TIMEOUTS["podman"], "podman", check=False).returncode == 0:
         _run(["podman", "network", "rm", NETWORK], TIMEOUTS["podman"], "removing the kind network")
-    KUBECONFIG.unlink(missing_ok=True)
     if MODULES_MADE.exists():
         if MODULES.is_dir() and not any(MODULES.iterdir()):
             MODULES.rmdir()
         MODULES_MADE.unlink()
+    # The kubeconfigs, install record and configuration of the cluster just deleted.
+    shutil.rmtree(STATE, ignore_errors=True)
 
 
 def status() -> dict:
