@@ -22,10 +22,14 @@ nox.options.error_on_missing_interpreters = True
 ADMIN = str(paths.kubeconfig("admin"))
 # The add-on tiers' integration tests, and about how long each tier's take on the warm cluster.
 TIER_TESTS = {"edge": ("test_edge_*.py", "test_tls_*.py"), "secrets": ("test_secrets_*.py",),
-              "storage": ("test_storage_*.py",), "gitops": ("test_argocd_*.py",), "upstream-e2e": ("test_e2e_*.py",)}
-TIER_TESTS_S = {"edge": 25 * 60, "secrets": 10 * 60, "storage": 12 * 60, "gitops": 14 * 60, "upstream-e2e": 12 * 60}
+              "storage": ("test_storage_*.py",), "gitops": ("test_argocd_*.py",), "upstream-e2e": ("test_e2e_*.py",),
+              "kind": ("test_kind_*.py",)}
+# Measured on a warm cluster of a 2-core machine with other work beside it (edge 15, secrets 2,
+# storage 1.5, gitops 8, upstream-e2e 11.5, kind 6 minutes), with room to spare.
+TIER_TESTS_S = {"edge": 20 * 60, "secrets": 4 * 60, "storage": 4 * 60, "gitops": 10 * 60, "upstream-e2e": 14 * 60,
+                "kind": 9 * 60}
 # Tiers CI runs only when their builds are cached (no stack install builds them): it says when not.
-ONLY_WHEN_CACHED = ("upstream-e2e",)
+ONLY_WHEN_CACHED = {"upstream-e2e": "nox -s upstream-e2e", "kind": "nox -s cluster -- --provider kind"}
 CI_BUDGET_S = 90 * 60
 LIFECYCLE_RESERVE_S = 15 * 60   # the lifecycle tests (CRI-O, the gate, down and up) come last
 RUNNER = str(paths.kubeconfig("runner"))
@@ -35,46 +39,74 @@ def _install(session: nox.Session) -> None:
     session.install("-e", ".[dev]")
 
 
+# `-- --provider kind`: the same sessions against a multi-node kind cluster (conformance/cluster/kind.py).
+KIND_STATE = paths.KIND_STATE
+
+
+def _provider(session: nox.Session) -> tuple[str, list[str]]:
+    """The provider named in the session's arguments (local unless `--provider kind`), and the rest."""
+    args, provider = list(session.posargs), "local"
+    for i, arg in enumerate(args):
+        if arg.startswith("--provider"):
+            value = arg.split("=", 1)[1] if "=" in arg else (args[i + 1] if i + 1 < len(args) else "")
+            del args[i:i + (1 if "=" in arg else 2)]
+            if value not in ("local", "kind"):
+                session.error(f"--provider {value!r} is unknown: use --provider local or --provider kind")
+            provider = value
+            break
+    return provider, args
+
+
 def _cluster_up(session: nox.Session, *args: str) -> None:
     session.run("python", "-m", "conformance.cluster", "up", *args)
 
 
-def _stack(session: nox.Session, *args: str) -> None:
-    session.run("python", "-m", "conformance.stack", "--kubeconfig", ADMIN, *args)
+def _stack(session: nox.Session, *args: str, provider: str = "local") -> None:
+    if provider == "kind":
+        session.run("python", "-m", "conformance.stack", "--provider=kind", "--profile=kind",
+                    "--kubeconfig", str(KIND_STATE / "admin.conf"), *args)
+    else:
+        session.run("python", "-m", "conformance.stack", "--kubeconfig", ADMIN, *args)
 
 
 @nox.session(name="cluster")
 def cluster(session: nox.Session) -> None:
     """Bring up the local cluster (real kube-apiserver, kubelet, containerd, ...); idempotent.
-    -- --runtime=cri-o runs production's runtime instead of containerd."""
+    -- --runtime=cri-o runs production's runtime instead of containerd; -- --provider kind
+    brings up a multi-node kind cluster instead."""
     _install(session)
     _cluster_up(session, *session.posargs)
 
 
 @nox.session(name="cluster-down")
 def cluster_down(session: nox.Session) -> None:
-    """Stop and remove everything the local cluster started or created; keeps the build cache."""
+    """Stop and remove everything the local cluster started or created; keeps the build cache.
+    -- --provider kind deletes the kind cluster instead."""
     _install(session)
-    session.run("python", "-m", "conformance.cluster", "down")
+    session.run("python", "-m", "conformance.cluster", "down", *session.posargs)
 
 
 @nox.session(name="stack")
 def stack(session: nox.Session) -> None:
     """Install the pinned stack (manifests/stack.yaml) on the local cluster; idempotent.
-    -- --tiers=all|cached|core,edge,... [component ...] (default: every tier)."""
+    -- --tiers=all|cached|core,edge,... [component ...] (default: every tier); --provider kind."""
     _install(session)
-    _stack(session, *session.posargs)
+    provider, args = _provider(session)
+    _stack(session, *args, provider=provider)
 
 
 @nox.session(name="conformance")
 def conformance(session: nox.Session) -> None:
-    """Cluster + stack + every conformance suite on the local cluster (the main job)."""
+    """Cluster + stack + every conformance suite on the local cluster (the main job);
+    -- --provider kind does the same on the kind cluster."""
     _install(session)
-    _cluster_up(session)
-    _stack(session, "--tiers=all")
-    session.run("pytest", "suites", "--profile=local", f"--kubeconfig={RUNNER}",
+    provider, args = _provider(session)
+    _cluster_up(session, f"--provider={provider}")
+    _stack(session, "--tiers=all", provider=provider)
+    profile, runner = ("kind", str(KIND_STATE / "runner.conf")) if provider == "kind" else ("local", RUNNER)
+    session.run("pytest", "suites", f"--profile={profile}", f"--kubeconfig={runner}",
                 "--junitxml=reports/junit.xml", "--alluredir=reports/allure-results", "--clean-alluredir",
-                *session.posargs)
+                *args)
 
 
 @nox.session(name="tests")
@@ -106,7 +138,7 @@ def tests(session: nox.Session) -> None:
             continue
         if tier in ONLY_WHEN_CACHED and (missing := _not_cached(session, tier)):
             session.log(f"tier {tier}: integration tests skipped: not built on this machine ({missing}); "
-                        f"`nox -s {tier}` builds it")
+                        f"`{ONLY_WHEN_CACHED[tier]}` builds it")
             continue
         session.run("pytest", *files, "-q", "-m", "not lifecycle", *session.posargs, env=env)
     # Last: these take the shared cluster down and bring it back.

@@ -119,8 +119,19 @@ def patched(docs: list[dict], patches: tuple[dict, ...], component: str) -> list
     return out
 
 
-def documents(comp: Component, base: Path = STACK.parent) -> list[dict]:
-    """Everything the component applies: upstream manifests (patched), then the overlays."""
+def provider_patches(provider: str, stack: Path = STACK) -> dict[str, tuple[dict, ...]]:
+    """The stack list's patches for another provider's cluster, by component (none for local)."""
+    if provider == "local":
+        return {}
+    found = (yaml.safe_load(stack.read_text()).get("providers") or {}).get(provider)
+    if found is None:
+        raise InputError(f"provider {provider!r} has no entry under providers: in {stack}; add one or use local")
+    return {name: tuple(patches) for name, patches in found.items()}
+
+
+def documents(comp: Component, base: Path = STACK.parent, provider: str = "local") -> list[dict]:
+    """Everything the component applies: upstream manifests (patched), then the overlays, then
+    what differs on the provider's cluster."""
     docs: list[dict] = []
     if comp.upstream:
         from conformance.cluster import build
@@ -128,7 +139,8 @@ def documents(comp: Component, base: Path = STACK.parent) -> list[dict]:
         progs = build.programs()
         for source in comp.upstream:
             docs += manifests.read([progs[source["program"]].source() / source["path"]])
-    return patched(docs, comp.patches, comp.name) + manifests.read([base / m for m in comp.manifests])
+    docs = patched(docs, comp.patches, comp.name) + manifests.read([base / m for m in comp.manifests])
+    return patched(docs, provider_patches(provider).get(comp.name, ()), comp.name)
 
 
 def installed(record: Path | None = None) -> set[str]:
@@ -169,7 +181,8 @@ def wait_ready(api, gate: dict) -> None:
 
 
 def install(api, profile: profiles.Profile, names: list[str] | None = None, log=print,
-            tiers: tuple[str, ...] = ("core",), prepare=None, record: Path = RECORD) -> list[str]:
+            tiers: tuple[str, ...] = ("core",), prepare=None, record: Path = RECORD,
+            provider: str = "local") -> list[str]:
     """Install the entries of `tiers` the profile claims (or just `names`), in stack order;
     `prepare(tier)` readies a tier's programs, images and host services before its first
     component. Returns the names installed."""
@@ -185,7 +198,7 @@ def install(api, profile: profiles.Profile, names: list[str] | None = None, log=
             prepare(comp.tier)
             prepared.add(comp.tier)
         t0 = time.monotonic()
-        applied = manifests.apply(documents(comp), api)
+        applied = manifests.apply(documents(comp, provider=provider), api)
         for gate in comp.ready:
             wait_ready(api, gate)
         log(f"{comp.name}: {len(applied)} objects applied, ready in {time.monotonic() - t0:.1f} s")
@@ -202,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiers", default="all", metavar="all|cached|T1,T2",
                         help="which tiers: all (default), cached (the core plus each tier whose builds are "
                              "cached on this machine), or a comma list such as core,edge")
+    parser.add_argument("--provider", choices=("local", "kind"), default="local",
+                        help="the cluster's provider: kind loads each tier's images into the kind nodes "
+                             "and applies the stack list's providers.kind patches")
     parser.add_argument("components", nargs="*", help="only these stack entries (default: all claimed)")
     args = parser.parse_args(argv)
     from conformance.cluster import tiers as stack_tiers
@@ -218,11 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     local = api.configuration.host.rstrip("/") == LOCAL_API_SERVER and stack_tiers.local_cluster_running()
+    prepare, record = ((lambda tier: stack_tiers.prepare(tier)) if local else None), RECORD
+    if args.provider == "kind":
+        from conformance.cluster import kind
+        prepare, record = kind.prepare_tier, kind.STATE / "stack.json"
     try:
         selection = stack_tiers.select(args.tiers)
         print(selection.describe(), flush=True)
-        install(api, profile, args.components, tiers=selection.chosen,
-                prepare=(lambda tier: stack_tiers.prepare(tier)) if local else None)
+        install(api, profile, args.components, tiers=selection.chosen, prepare=prepare, provider=args.provider,
+                record=record)
     except HarnessError as exc:
         print(f"error: {exc.problem}", file=sys.stderr)
         if exc.fix:

@@ -14,7 +14,12 @@ def main(argv: list[str] | None = None) -> int:
     up = sub.add_parser("up", help="bring the local cluster up (builds what is missing; idempotent)")
     up.add_argument("--runtime", choices=("containerd", "cri-o"), default=None,
                     help="the node's container runtime (default: the running one, else $PCF_RUNTIME, else containerd)")
-    sub.add_parser("down", help="stop and remove everything the cluster started or created")
+    down = sub.add_parser("down", help="stop and remove everything the cluster started or created")
+    for p in (up, down):
+        p.add_argument("--provider", choices=("local", "kind"), default="local",
+                       help="local: the cluster on this host's processes; kind: a multi-node kind cluster in podman")
+    up.add_argument("--kind-variant", choices=("kube-router", "cilium"), default="kube-router",
+                    help="kind's CNI: kube-router (runs here), or Cilium without kube-proxy (production's shape)")
     sub.add_parser("status", help="print each component's pid, restarts and hold state")
     sub.add_parser("build", help="build the pinned programs and images into the cache")
     pkgs = sub.add_parser("packages", help="install the Debian packages the cluster needs")
@@ -36,7 +41,17 @@ def main(argv: list[str] | None = None) -> int:
     from conformance.cluster import local
 
     try:
-        if args.command == "up":
+        if args.command in ("up", "down") and args.provider == "kind":
+            from conformance.cluster import kind
+
+            if args.command == "down":
+                kind.down()
+            elif args.runtime not in (None, "containerd"):
+                raise HarnessError(f"--runtime={args.runtime} is not available with --provider kind",
+                                   fix="kind's nodes run containerd; drop --runtime")
+            else:
+                kind.up(variant=args.kind_variant)
+        elif args.command == "up":
             local.up(runtime=args.runtime)
         elif args.command == "down":
             local.down()

@@ -633,8 +633,13 @@ def image_present(
 def list_images(ctr_binary: Path | str, address: str, *, timeout: float = TIMEOUTS["ctr-list"]) -> dict[str, str]:
     """The references in containerd's ``k8s.io`` namespace, each mapped to its target digest."""
     result = run_tool([*_ctr(ctr_binary, address), "images", "list"], timeout=timeout, what="listing containerd images")
+    return parse_image_list(result.stdout)
+
+
+def parse_image_list(listing: str) -> dict[str, str]:
+    """`ctr images list` output as reference -> target digest."""
     images = {}
-    for line in result.stdout.splitlines()[1:]:
+    for line in listing.splitlines()[1:]:
         fields = line.split()
         # REF TYPE DIGEST SIZE PLATFORMS LABELS: the digest is the first sha256 field after the reference.
         digest = next((f for f in fields[1:] if f.startswith("sha256:")), None)

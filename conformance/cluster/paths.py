@@ -23,6 +23,8 @@ SUPERVISOR_PID = STATE / "supervisor.pid"
 SUPERVISOR_SPEC = STATE / "components.json"
 HOLD = STATE / "hold"
 BASELINE = STATE.parent / "baseline"
+# The kind provider's state (conformance/cluster/kind.py): its config and kubeconfigs.
+KIND_STATE = STATE.parent / "kind"
 CONTAINERD_SOCK = RUN / "containerd" / "containerd.sock"
 # containerd's config_path: one folder per registry, each with the hosts.toml it reads per pull.
 REGISTRY_HOSTS = STATE / "containerd-hosts"

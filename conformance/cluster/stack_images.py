@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from conformance.cluster import argocd_images, crio, e2e_images, paths, probe_image
+from conformance.cluster import argocd_images, crio, e2e_images, kind_images, paths, probe_image
 from conformance.cluster.build import Program, load_stack
 from conformance.cluster.images import (File, Symlink, ImageConfig, ImageSpec, binary_with_libraries, build_image,
                                         import_image, list_images, read_oci_archive)
@@ -12,10 +12,11 @@ from conformance.cluster.images import (File, Symlink, ImageConfig, ImageSpec, b
 
 # The project's own images, built from C and Go sources (images/) and the pause source upstream.
 BUILDERS = {"pause": probe_image.build_pause_image, "probe": probe_image.build_probe_image,
-            **argocd_images.BUILDERS}
+            **argocd_images.BUILDERS, **kind_images.BUILDERS}
 # Debian packages a builder takes files from, installed before the images of a tier are built.
-BUILDER_PACKAGES = {name: {p: p for p in argocd_images.PACKAGES} for name in argocd_images.BUILDERS}
-BUILDER_PACKAGES.update({name: e2e_images.PACKAGES for name in e2e_images.BUILDERS})
+BUILDER_PACKAGES = {**{name: {p: p for p in argocd_images.PACKAGES} for name in argocd_images.BUILDERS},
+                    **{name: {p: p for p in kind_images.PACKAGES} for name in kind_images.BUILDERS},
+                    **{name: e2e_images.PACKAGES for name in e2e_images.BUILDERS}}
 
 
 def packages(tiers: tuple[str, ...]) -> dict[str, str]:
