@@ -90,7 +90,14 @@ def _changed(where: str, now: str, record: dict) -> str | None:
     return f"{where} changed: its content digests to {now}, not {record['digest']} as written before"
 
 
-class ConfigMapSentinel:
+class InNamespace:
+    """A sentinel that lives only in the gate's namespace: the namespace's deletion removes it."""
+
+    def remove(self, door: Door, record: dict) -> None:
+        pass
+
+
+class ConfigMapSentinel(InNamespace):
     """Random bytes in a ConfigMap: the API and its store keep data through the upgrade."""
 
     kind = "configmap"
@@ -111,11 +118,8 @@ class ConfigMapSentinel:
             return _unreadable(record["where"], exc)
         return _changed(record["where"], sha256(base64.b64decode((cm.binary_data or {}).get("payload", ""))), record)
 
-    def remove(self, door: Door, record: dict) -> None:
-        pass
 
-
-class LoadBalancerSentinel:
+class LoadBalancerSentinel(InNamespace):
     """A LoadBalancer Service's address: what the pool handed out before the upgrade is still
     held by the same Service after it (MetalLB's assignments survive a controller restart)."""
 
@@ -147,11 +151,8 @@ class LoadBalancerSentinel:
             return f"{record['where']} held {', '.join(record['addresses'])} before and holds {', '.join(now) or 'nothing'} now"
         return None
 
-    def remove(self, door: Door, record: dict) -> None:
-        pass
 
-
-class VolumeSentinel:
+class VolumeSentinel(InNamespace):
     """A file of random bytes on a PVC of the profile's first StorageClass, read back by a pod
     after the upgrade (the writer pod if it still runs, else a new one on the same claim)."""
 
@@ -196,9 +197,6 @@ class VolumeSentinel:
         if found.sha256 is None:
             return f"{record['where']} could not be read: {found}"
         return _changed(record["where"], f"sha256:{found.sha256}", record)
-
-    def remove(self, door: Door, record: dict) -> None:
-        pass
 
 
 class ObjectSentinel:

@@ -75,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  fix: {exc.fix}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: what was already started or created stays; `nox -s cluster-down` removes it "
+              "(`-- --provider kind` for the kind cluster)", file=sys.stderr)
         return 130
     return 0
 
