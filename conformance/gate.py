@@ -21,6 +21,7 @@ expiry; `after` and `clean` remove them. Exit codes: 0 pass, 1 a regression, 2 b
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import fnmatch
 import json
@@ -286,13 +287,19 @@ def before(ctx: Context, keep_days: float) -> int:
         if not sentinel.applies(ctx.profile):
             continue
         print(f"gate {gate.run_id}: writing the {sentinel.kind} sentinel", flush=True)
+        # Until it is written, its entry says so and holds the names it reserves (see Door.reserve).
+        pending = {"kind": sentinel.kind, "where": f"the {sentinel.kind} sentinel", "unwritten": True}
+        record["sentinels"].append(pending)
+        save()
+
+        def reserve(names: dict, pending=pending) -> None:
+            pending.update(names, reserved=True)
+            save()
         try:
-            record["sentinels"].append(sentinel.write(door))
+            record["sentinels"][-1] = sentinel.write(dataclasses.replace(door, reserve=reserve))
         except (WriteRefused, *TROUBLE) as exc:
             unwritten.append(f"the {sentinel.kind} sentinel could not be written: {type(exc).__name__}: {exc}")
             print(f"  {unwritten[-1]}", flush=True)
-            record["sentinels"].append({"kind": sentinel.kind, "where": f"the {sentinel.kind} sentinel",
-                                        "unwritten": True})
         save()
     print(f"gate {gate.run_id}: snapshot in {ctx.directory / 'before'}, "
           f"{len(record['sentinels']) - len(unwritten)} sentinel(s) in namespace {namespace} and under the "
@@ -368,8 +375,8 @@ def clean(ctx: Context) -> int:
     door = _door(ctx, runs.RunIdentity(record["gate_id"], "full"), record["namespace"])
     left = []
     for r in record["sentinels"]:
-        if r.get("unwritten"):
-            continue
+        if r.get("unwritten") and not r.get("reserved"):
+            continue  # nothing of it was made outside the gate's namespace
         try:
             SENTINELS[r["kind"]].remove(door, r)
         except (WriteRefused, *TROUBLE) as exc:

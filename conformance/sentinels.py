@@ -46,13 +46,16 @@ def sha256(data: bytes) -> str:
 class Door:
     """What a sentinel writes and reads through: the gate's client (its guard allows the
     gate's namespace and the profile's allowlist), its namespace, the profile, the gate's
-    identity and its outside-write guard."""
+    identity and its outside-write guard. `reserve` records the names a sentinel is about to
+    create outside the gate's namespace before it creates them, so an interrupted write still
+    leaves `clean` what it needs to remove them."""
 
     api: k8s.ApiClient
     namespace: str
     profile: Profile
     gate: runs.RunIdentity
     outside: OutsideGuard
+    reserve: Callable[[dict], None] = lambda names: None
 
     def outside_name(self, system: str, purpose: str) -> str:
         return outside.name(self.gate, self.outside.scope(system), purpose)
@@ -225,6 +228,7 @@ class ObjectSentinel:
 
     def write(self, door: Door) -> dict:
         payload, bucket = secrets.token_bytes(SENTINEL_BYTES), door.outside_name("s3", "sentinel")
+        door.reserve({"bucket": bucket})
         if self._by_claim(door):
             section = door.profile.components.object_storage
             client = self._client(door, outside_s3.claim_bucket(door.api, door.namespace, self.claim, bucket,
@@ -288,6 +292,7 @@ class SecretSyncSentinel:
     def write(self, door: Door) -> dict:
         kv, value = self._kv(door), secrets.token_hex(32)
         path = door.outside_name("vault", "sentinel")
+        door.reserve({"path": path})
         door.outside_write("vault", path, lambda: kv.put(path, {self.field: value}), "create")
         adapter = secret_sync.adapter(door.profile)
         secret_sync.create(door.api, adapter, adapter.manifest(self.name, door.namespace, path))
@@ -340,6 +345,7 @@ class ApplicationSentinel:
         if not pushed.ok:
             raise RuntimeError(f"the sentinel's repository could not be written: {pushed}")
         name = door.gate.name("sentinel")
+        door.reserve({"name": name, "namespace": section.namespace})
         url = argocd.repo_url(self.git, door.namespace, door.profile.cluster.domain, self.repo)
         argocd.create(door.api, argocd.manifest(name, section.namespace, repo=url, path="app",
                                                 destination_namespace=door.namespace, project=section.project,
