@@ -137,6 +137,7 @@ class PodView:
     restarts: int
     why: str  # the reason it is not (yet) running and ready, from conditions and container states
     pull_failures: tuple[PullFailure, ...] = ()
+    terminated: tuple[str, ...] = ()  # the containers whose current state is terminated
 
     def check_pull(self) -> PodView:
         """This view, or ImageUnavailable when a container's image cannot be pulled."""
@@ -166,7 +167,8 @@ class PodView:
         return cls(namespace=pod.metadata.namespace, name=pod.metadata.name, node=pod.spec.node_name,
                    phase=st.phase, ready=ready, ips=tuple(p.ip for p in st.pod_ips or []),
                    restarts=sum(cs.restart_count for cs in statuses),
-                   why="; ".join(reasons) or (st.reason or ""), pull_failures=pull_failures(pod))
+                   why="; ".join(reasons) or (st.reason or ""), pull_failures=pull_failures(pod),
+                   terminated=tuple(cs.name for cs in statuses if cs.state and cs.state.terminated))
 
 
 def view(api: k8s.ApiClient, namespace: str, name: str) -> PodView:
@@ -227,6 +229,38 @@ def logs(api: k8s.ApiClient, namespace: str, name: str, container: str | None = 
          previous: bool = False, tail_lines: int | None = None) -> str:
     return k8s.CoreV1Api(api).read_namespaced_pod_log(name, namespace, container=container, previous=previous,
                                                      tail_lines=tail_lines, _request_timeout=REQUEST_TIMEOUT)
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    """The log of a restarted pod's previous run, read while the pod's status named it."""
+
+    pod: PodView  # the status the read was made under
+    log: str | None
+    error: str | None  # why the kubelet could not give it
+
+
+def previous_run(api: k8s.ApiClient, namespace: str, name: str, timeout: str | float = "container_restarted",
+                 attempts: int = 3) -> PreviousRun:
+    """Wait for the pod's first restart and read its previous run's log (`kubectl logs --previous`).
+
+    The kubelet keeps one exited container per name: when a run exits it removes the run before
+    it, yet until its next sync the status still shows the new run terminated with the removed
+    one as its last state, and a read made then fails on any runtime. So the read waits for a
+    status that has caught up (the container running again, or waiting out its back-off, whose
+    last state is the newest exited run), and is made again if the status moved on during it.
+    """
+    for _ in range(attempts):
+        settled = wait_pod(api, namespace, name, until=lambda v: v.restarts >= 1 and not v.terminated,
+                           state="restarted, its status naming the run before", timeout=timeout, interval=0.2)
+        try:
+            return PreviousRun(settled, logs(api, namespace, name, previous=True), None)
+        except k8s.ApiException as e:
+            error = (e.body or str(e)).strip()
+        after = view(api, namespace, name)
+        if after.restarts == settled.restarts and not after.terminated:
+            break
+    return PreviousRun(settled, None, error)
 
 
 @dataclass(frozen=True)

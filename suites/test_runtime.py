@@ -99,10 +99,9 @@ def test_crashing_container_is_restarted(kube, profile, namespace):
     """A container that exits with an error MUST be started again, its previous run's log still readable."""
     [manifest] = render("crasher", profile.images, NAME="crasher")
     k8s.CoreV1Api(kube).create_namespaced_pod(namespace, manifest)
-    seen = pods.wait_pod(kube, namespace, "crasher", until=lambda v: v.restarts >= 1, state="restarted at least once",
-                          timeout="container_restarted")
-    previous = pods.logs(kube, namespace, "crasher", previous=True)
-    assert "pcf-crasher started" in previous, f"{seen}; previous log: {previous!r}"
+    previous = pods.previous_run(kube, namespace, "crasher")
+    assert "pcf-crasher started" in (previous.log or ""), \
+        f"{previous.pod.where}: {previous.pod.why}; previous log: {previous.log!r}; kubelet: {previous.error}"
 
 
 @pytest.mark.runtime

@@ -364,6 +364,51 @@ def test_pod_view_and_description_of_a_crashing_container():
     assert "last exit 1 (Error)" in text and f"restarts={view.restarts}" in text, text
 
 
+def test_pod_view_names_a_terminated_container_and_not_a_waiting_one():
+    pod = _pod("crashing")
+    assert pods.PodView.of(pod).terminated == ()
+    status = pod.status.container_statuses[0]
+    status.state = status.last_state
+    view = pods.PodView.of(pod)
+    assert view.terminated == ("echo",) and "container echo terminated: Error (exit 1)" in view.why, view
+
+
+def _view(restarts: int, terminated: tuple[str, ...] = ()) -> pods.PodView:
+    return pods.PodView("ns", "crasher", "pcf-node", "Running", False, (), restarts, "", (), terminated)
+
+
+def _previous_run(monkeypatch, settled: list[int], reads: list, after: list[pods.PodView]) -> pods.PreviousRun:
+    """previous_run against a pod whose caught-up views (by restart count), log reads and views
+    re-read after each read are given in order."""
+    monkeypatch.setattr(pods, "wait_pod", lambda *a, **kw: _view(settled.pop(0)))
+    monkeypatch.setattr(pods, "view", lambda *a: after.pop(0))
+
+    def logs(*a, previous):
+        assert previous
+        got = reads.pop(0)
+        if isinstance(got, Exception):
+            raise got
+        return got
+    monkeypatch.setattr(pods, "logs", logs)
+    return pods.previous_run(None, "ns", "crasher")
+
+
+def _gone() -> k8s.ApiException:
+    gone = k8s.ApiException(status=400, reason="Bad Request")
+    gone.body = "unable to retrieve container logs for cri-o://1"
+    return gone
+
+
+def test_previous_run_reads_again_when_the_status_moved_on_during_the_read(monkeypatch):
+    run = _previous_run(monkeypatch, [1, 2], [_gone(), "pcf-crasher started\n"], [_view(2, ("crash",))])
+    assert (run.log, run.error, run.pod.restarts) == ("pcf-crasher started\n", None, 2)
+
+
+def test_previous_run_fails_when_the_status_held_still_and_the_log_is_gone(monkeypatch):
+    run = _previous_run(monkeypatch, [1, 2], [_gone(), "never read"], [_view(1)])
+    assert (run.log, run.error, run.pod.restarts) == (None, "unable to retrieve container logs for cri-o://1", 1)
+
+
 def test_pod_view_of_an_image_that_cannot_be_pulled_names_the_pull():
     view = pods.PodView.of(_pod("image-pull-failing"))
     assert not view.ready
