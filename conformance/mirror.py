@@ -46,9 +46,13 @@ def workload_images() -> tuple[str, ...]:
     return tuple(sorted(found))
 
 
-def mirrored(images: Images) -> tuple[MirroredImage, ...]:
-    """The workload images with the names `images` (a profile's mirror settings) pulls them by."""
-    return tuple(MirroredImage(name, images.image(name)) for name in workload_images())
+def mirrored(images: Images, referee: bool = False) -> tuple[MirroredImage, ...]:
+    """The workload images with the names `images` (a profile's mirror settings) pulls them by;
+    with `referee`, then those upstream's e2e referee pulls beside them."""
+    names = list(workload_images())
+    if referee:
+        names += [n for n in referee_images() if n not in names]
+    return tuple(MirroredImage(name, images.image(name)) for name in names)
 
 
 def referee_images() -> tuple[str, ...]:
@@ -68,11 +72,12 @@ def listing(profile_name: str, images: Images, referee: bool = False) -> str:
     prefix = images.registry_prefix or "none: images are pulled by their upstream names"
     lines = [f"# images a run of profile {profile_name!r} pulls (registry_prefix: {prefix})",
              "# upstream\tpulled as"]
-    lines += [f"{m.upstream}\t{m.pulled}" for m in mirrored(images)]
+    workload = mirrored(images)
+    lines += [f"{m.upstream}\t{m.pulled}" for m in workload]
     if referee:
         lines.append("# and upstream's e2e referee (nox -s upstream-e2e; KUBE_TEST_REPO_LIST points it at the prefix)")
-        lines += [f"{name}\t{images.image(name)}" for name in referee_images() if name not in workload_images()]
-    local_only = [m.pulled for m in mirrored(images) if m.pulled.startswith("localhost/")]
+        lines += [f"{m.upstream}\t{m.pulled}" for m in mirrored(images, referee=True)[len(workload):]]
+    local_only = [m.pulled for m in workload if m.pulled.startswith("localhost/")]
     if local_only:
         lines.append(f"# no registry serves {', '.join(local_only)}: publish the images with "
                      "`nox -s publish-images -- --registry=REGISTRY/PREFIX` and set images.registry_prefix")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from conformance import mirror
-from conformance.cluster import build, stack_images
+from conformance.cluster import build, host, stack_images
 from conformance.cluster.errors import HarnessError
 from conformance.cluster.images import ImageError, read_oci_archive, run_tool, split_reference
 from conformance.profile import Images
@@ -76,14 +76,17 @@ def source(upstream: str, log=print) -> str:
     return f"oci-archive:{archive}:{upstream}"
 
 
-def publish(registry: str, *, tls_verify: bool = True, authfile: str | None = None,
+def publish(registry: str, *, tls_verify: bool = True, authfile: str | None = None, referee: bool = False,
             log=print) -> list[Published]:
-    """Copy every workload image to `registry`, one line of progress per step."""
+    """Copy every workload image to `registry` (with `referee`, upstream's e2e referee's too),
+    one line of progress per step."""
     prefix = check_registry(registry)
     skopeo = shutil.which("skopeo")
     if skopeo is None:
         raise HarnessError("skopeo is not installed", fix="apt-get install -y skopeo")
-    todo = mirror.mirrored(Images(registry_prefix=prefix))
+    todo = mirror.mirrored(Images(registry_prefix=prefix), referee=referee)
+    if referee:
+        host.ensure_packages(log, extra=stack_images.packages(("upstream-e2e",)))
     done = []
     with tempfile.TemporaryDirectory(prefix="pcf-publish-") as scratch:
         for n, image in enumerate(todo, 1):

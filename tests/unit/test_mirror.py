@@ -33,6 +33,26 @@ def test_the_mirror_prefix_goes_before_each_upstream_name():
     assert pairs[workloads.ECHO_IMAGE] == f"reg.example:5000/m/{workloads.ECHO_IMAGE}"
 
 
+def test_the_referees_images_are_published_and_listed_only_where_the_profile_lets_it_run():
+    images = Images(registry_prefix="reg.example/m")
+    plain = {m.upstream for m in mirror.mirrored(images)}
+    with_referee = {m.upstream: m.pulled for m in mirror.mirrored(images, referee=True)}
+    extra = set(with_referee) - plain
+    assert "registry.k8s.io/e2e-test-images/glibc-dns-testing:2.0.0" in extra, extra
+    assert extra == set(mirror.referee_images()) - plain
+    assert with_referee["registry.k8s.io/pause:3.10.2"] == "reg.example/m/registry.k8s.io/pause:3.10.2"
+    listed = [line.split("\t")[0] for line in mirror.listing("local", images, referee=True).splitlines()
+              if "\t" in line and not line.startswith("#")]
+    assert sorted(listed) == sorted(with_referee) and len(listed) == len(set(listed))
+    local = subprocess.run([sys.executable, "-m", "conformance.cluster", "publish", "--list-images",
+                            "--registry=reg.example/m"], cwd=paths.REPO, capture_output=True, text=True, timeout=60)
+    production = subprocess.run([sys.executable, "-m", "conformance.cluster", "publish", "--list-images",
+                                 "--profile=production", "--registry=reg.example/m"], cwd=paths.REPO,
+                                capture_output=True, text=True, timeout=60)
+    assert "glibc-dns-testing" in local.stdout and "glibc-dns-testing" not in production.stdout, \
+        local.stdout + local.stderr + production.stderr
+
+
 def test_without_a_prefix_the_listing_says_the_probe_image_needs_publishing():
     text = mirror.listing("production", Images())
     assert f"{workloads.PROBE_IMAGE}\t{workloads.PROBE_IMAGE}" in text
