@@ -5,6 +5,7 @@ import argparse
 import json
 import sys
 
+from conformance.cluster import paths
 from conformance.cluster.errors import HarnessError
 
 
@@ -12,8 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m conformance.cluster", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="bring the local cluster up (builds what is missing; idempotent)")
-    up.add_argument("--runtime", choices=("containerd", "cri-o"), default=None,
-                    help="the node's container runtime (default: the running one, else $PCF_RUNTIME, else containerd)")
+    up.add_argument("--runtime", choices=paths.RUNTIMES, default=None,
+                    help="the node's container runtime (default: the running one, else $PCF_RUNTIME, else cri-o)")
     down = sub.add_parser("down", help="stop and remove everything the cluster started or created")
     for p in (up, down):
         p.add_argument("--provider", choices=("local", "kind"), default="local",
@@ -96,9 +97,11 @@ def _publish(args: argparse.Namespace) -> int:
         raise HarnessError(f"no registry: --registry is not given and profile {profile.name!r} sets no "
                            "images.registry_prefix", fix="add --registry=HOST[:PORT][/PREFIX]")
     if args.list_images:
-        print(mirror.listing(profile.name, Images(registry_prefix=publish.check_registry(registry))))
+        print(mirror.listing(profile.name, Images(registry_prefix=publish.check_registry(registry)),
+                             referee=profile.policy.allow_upstream_e2e))
         return 0
-    publish.publish(registry, tls_verify=args.dest_tls_verify == "true", authfile=args.authfile)
+    publish.publish(registry, tls_verify=args.dest_tls_verify == "true", authfile=args.authfile,
+                    referee=profile.policy.allow_upstream_e2e)
     return 0
 
 

@@ -23,6 +23,7 @@ STORAGE_ROOT = ROOT / "storage"
 STORAGE_RUNROOT = RUN / "storage"
 POLICY = ROOT / "policy.json"
 REGISTRIES = ROOT / "registries.conf"
+REGISTRIES_DIR = ROOT / "registries.conf.d"
 SKOPEO_TIMEOUT_S = 300
 # Debian packages CRI-O needs at run time (its monitor and the image copier) and to build.
 PACKAGES = {"conmon": "conmon", "skopeo": "skopeo", "pkg-config": "pkg-config", "make": "make",
@@ -69,7 +70,11 @@ def config(crio: Program, pause_image: str, cni_conf: Path, cni_bin: Path) -> Pa
     """crio.conf for the local cluster."""
     _write(POLICY, json.dumps({"default": [{"type": "insecureAcceptAnything"}]}))
     _write(RUNTIME_WRAPPER, WRAPPER).chmod(0o755)
-    _write(REGISTRIES, f'[[registry]]\nlocation = "{registry.ADDRESS}"\ninsecure = true\n')
+    # A short name (upstream's manifests say rancher/local-path-provisioner) means Docker Hub, as
+    # containerd reads it; the local registry answers over plain HTTP.
+    REGISTRIES_DIR.mkdir(parents=True, exist_ok=True)
+    _write(REGISTRIES, 'unqualified-search-registries = ["docker.io"]\n\n'
+                       f'[[registry]]\nlocation = "{registry.ADDRESS}"\ninsecure = true\n')
     conf = f"""[crio]
 root = "{STORAGE_ROOT}"
 runroot = "{STORAGE_RUNROOT}"
@@ -123,14 +128,16 @@ enable_nri = false
 def spec(crio: Program, pause_image: str, cni_conf: Path, cni_bin: Path) -> dict:
     """The supervised command line."""
     RUN.mkdir(parents=True, exist_ok=True)
-    return {"name": "crio", "log": str(paths.LOGS / "crio.log"),
-            "env": {"CONTAINERS_REGISTRIES_CONF": str(REGISTRIES),
-                    "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+    return {"name": paths.runtime_process("cri-o"), "log": str(paths.LOGS / "crio.log"),
+            "env": {"PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+            # Its own registries configuration, not the host's /etc/containers (the flags are
+            # CRI-O's hidden --registries-conf and --registries-conf-dir).
             "argv": [str(crio.binary("crio")), f"--config={config(crio, pause_image, cni_conf, cni_bin)}",
-                     "--log-level=warn"]}
+                     f"--registries-conf={REGISTRIES}", f"--registries-conf-dir={REGISTRIES_DIR}", "--log-level=warn"]}
 
 
-def _held_digest(name: str) -> str | None:
+def held_digest(name: str) -> str | None:
+    """The manifest digest of the image CRI-O's storage holds as `name`; None when none."""
     found = subprocess.run(["skopeo", "inspect", "--raw", storage_reference(name)], capture_output=True,
                            timeout=SKOPEO_TIMEOUT_S)
     if found.returncode != 0:
@@ -138,14 +145,16 @@ def _held_digest(name: str) -> str | None:
     return "sha256:" + hashlib.sha256(found.stdout).hexdigest()
 
 
-def load(archive: Path, names: tuple[str, ...], digest: str) -> bool:
-    """Copy an OCI archive into CRI-O's storage under each name it does not already hold at
-    `digest` (its manifest's); True when anything was copied."""
-    copied = False
+def load(archive: Path, names: tuple[str, ...]) -> None:
+    """Copy an OCI archive into CRI-O's storage under each of `names`."""
     for name in names:
-        if _held_digest(name) == digest:
-            continue
         subprocess.run(["skopeo", "copy", "--quiet", "--preserve-digests", f"oci-archive:{archive}",
                         storage_reference(name)], check=True, capture_output=True, timeout=SKOPEO_TIMEOUT_S)
-        copied = True
-    return copied
+
+
+def remove(crictl: Path, name: str) -> None:
+    """Take the name `name` off its image through the CRI (CRI-O removes the image with its last
+    name only, so an image the stack loaded keeps its own name)."""
+    endpoint = f"unix://{SOCKET}"
+    subprocess.run([str(crictl), f"--runtime-endpoint={endpoint}", f"--image-endpoint={endpoint}", "rmi", name],
+                   check=True, capture_output=True, timeout=SKOPEO_TIMEOUT_S)

@@ -160,9 +160,11 @@ def carried_tiers() -> tuple[str, ...]:
 
 def prepare(log=print) -> tuple[dict, str]:
     """Build kind, the node image and what it carries; returns the programs and the image name."""
+    from conformance.cluster import tiers
+
     carried = carried_tiers()
     host.ensure_packages(log, extra={**PACKAGES, **stack_images.packages(carried)})
-    progs = build.build_all(log=log, tiers=("core", "kind"))
+    progs = build.build_all(log=log, tiers=tiers.with_needs("kind"))
     archives = stack_images.build_all(progs, log=log, tiers=carried)
     image = kind_node.build(progs["kind"], progs["kubernetes"], progs["kubeadm"], progs["containerd"], archives,
                             log=log)

@@ -147,8 +147,8 @@ def _healthy() -> bool:
 
 def up(log=print, runtime: str | None = None) -> None:
     """Bring the cluster up, building what is missing; a no-op when it is up and healthy (and
-    runs the runtime asked for). `runtime`: containerd or cri-o; default: the one running, else
-    $PCF_RUNTIME, else containerd."""
+    runs the runtime asked for). `runtime`: cri-o or containerd; default: the one running, else
+    $PCF_RUNTIME, else CRI-O (production's)."""
     if os.geteuid() != 0:
         raise HarnessError("the local cluster needs root", fix="run as root (the CI machines are)")
     if runtime is not None and runtime not in paths.RUNTIMES:
@@ -166,17 +166,17 @@ def up(log=print, runtime: str | None = None) -> None:
     elif paths.STATE.exists():
         log("found the remains of a stopped earlier cluster: removing them first")
         down(log)
-    runtime = runtime or os.environ.get("PCF_RUNTIME") or "containerd"
+    runtime = runtime or os.environ.get("PCF_RUNTIME") or paths.DEFAULT_RUNTIME
     if runtime not in paths.RUNTIMES:
         raise HarnessError(f"PCF_RUNTIME={runtime}: not a runtime the local cluster runs",
                            fix=f"use one of: {', '.join(paths.RUNTIMES)}")
     host.check_disk(paths.CACHE, paths.STATE)
-    host.ensure_packages(log, extra={**stack_images.packages(("core",)), **(crio.PACKAGES if runtime == "cri-o" else {})})
+    host.ensure_packages(log, extra={**stack_images.packages(("core",)), **crio.PACKAGES})
     host.check_ports(components.PORTS)
     t0 = time.monotonic()
     progs = build.build_all(log=log)
-    if runtime == "cri-o":
-        progs = build.build_all(["cri-o"], log=log)
+    if runtime == "containerd":
+        progs = build.build_all(["containerd"], log=log)
     log(f"programs ready in {time.monotonic() - t0:.0f} s")
     archives = stack_images.build_all(progs, log=log)
 

@@ -32,15 +32,21 @@ REGISTRY_HOSTS = STATE / "containerd-hosts"
 
 # Which container runtime the running cluster uses (containerd or cri-o), written by `up`.
 RUNTIME_FILE = STATE / "runtime"
-RUNTIMES = ("containerd", "cri-o")
+RUNTIMES = ("cri-o", "containerd")
+DEFAULT_RUNTIME = "cri-o"  # production's
 
 
 def runtime() -> str:
-    """The running cluster's runtime; containerd when none is recorded."""
+    """The running cluster's runtime; the default when none is recorded."""
     try:
-        return RUNTIME_FILE.read_text().strip() or "containerd"
+        return RUNTIME_FILE.read_text().strip() or DEFAULT_RUNTIME
     except OSError:
-        return "containerd"
+        return DEFAULT_RUNTIME
+
+
+def runtime_process(name: str | None = None) -> str:
+    """The supervisor's name for the runtime's process (what `hold` and `release` take)."""
+    return {"cri-o": "crio"}.get(name or runtime(), name or runtime())
 
 
 def runtime_socket(name: str | None = None) -> Path:

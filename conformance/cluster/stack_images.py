@@ -7,7 +7,7 @@ from pathlib import Path
 from conformance.cluster import argocd_images, crio, e2e_images, kind_images, paths, probe_image
 from conformance.cluster.build import Program, load_stack
 from conformance.cluster.images import (File, Symlink, ImageConfig, ImageSpec, binary_with_libraries, build_image,
-                                        import_image, list_images, read_oci_archive)
+                                        import_image, list_images, read_oci_archive, run_tool)
 
 
 # The project's own images, built from C and Go sources (images/) and the pause source upstream.
@@ -65,21 +65,35 @@ def build_all(progs: dict[str, Program], log=print, tiers: tuple[str, ...] = ("c
     return archives
 
 
+def held(progs: dict[str, Program], names) -> dict[str, str]:
+    """Which of `names` the node's runtime holds, each with its manifest digest; one view of
+    both runtimes (containerd's image list, or CRI-O's containers-storage)."""
+    if paths.runtime() == "cri-o":
+        return {name: digest for name in names if (digest := crio.held_digest(name))}
+    listed = list_images(progs["containerd"].binary("ctr"), str(paths.CONTAINERD_SOCK))
+    return {name: listed[name] for name in names if name in listed}
+
+
+def remove(progs: dict[str, Program], name: str) -> None:
+    """Make the node's runtime forget the image `name`."""
+    if paths.runtime() == "cri-o":
+        crio.remove(progs["cri-tools"].binary("crictl"), name)
+        return
+    run_tool([str(progs["containerd"].binary("ctr")), "--address", str(paths.CONTAINERD_SOCK), "--namespace",
+              "k8s.io", "images", "rm", name], timeout=60, what=f"removing {name}")
+
+
 def load_all(progs: dict[str, Program], archives: list[Path], log=print) -> None:
     """Import each archive whose names the node's runtime does not already hold at the same
     digest: one loader for both runtimes (containerd's ctr, or skopeo into CRI-O's storage)."""
-    if paths.runtime() == "cri-o":
-        for archive in archives:
-            info = read_oci_archive(archive)
-            if crio.load(archive, info.names, info.manifest_digest):
-                log(f"loaded {', '.join(info.names)}")
-        return
-    ctr = progs["containerd"].binary("ctr")
-    address = str(paths.CONTAINERD_SOCK)
-    held = list_images(ctr, address)
-    for archive in archives:
-        info = read_oci_archive(archive)
-        if all(held.get(n) == info.manifest_digest for n in info.names):
+    infos = {archive: read_oci_archive(archive) for archive in archives}
+    have = held(progs, [name for info in infos.values() for name in info.names])  # one look for all
+    for archive, info in infos.items():
+        lacking = tuple(n for n in info.names if have.get(n) != info.manifest_digest)
+        if not lacking:
             continue
-        import_image(archive, ctr, address)
-        log(f"loaded {', '.join(info.names)}")
+        if paths.runtime() == "cri-o":
+            crio.load(archive, lacking)
+        else:
+            import_image(archive, progs["containerd"].binary("ctr"), str(paths.CONTAINERD_SOCK))
+        log(f"loaded {', '.join(lacking)}")

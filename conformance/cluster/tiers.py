@@ -33,11 +33,19 @@ def names(stack: dict | None = None) -> list[str]:
     return out
 
 
+def with_needs(tier: str, stack: dict | None = None) -> tuple[str, ...]:
+    """The core, the tiers `tier` builds on (the stack list's `tier_needs`), and `tier` itself."""
+    stack = stack or build.load_stack()
+    return tuple(dict.fromkeys((CORE, *stack.get("tier_needs", {}).get(tier, ()), tier)))
+
+
 def missing(tier: str, stack: dict | None = None) -> list[str]:
-    """The tier's programs and wheels not yet in the machine cache."""
+    """The programs and wheels of the tier, and of the tiers it builds on but the core, not yet
+    in the machine cache."""
     stack = stack or build.load_stack()
     wanted = [*build.programs(stack).values(), *build.wheels(stack).values()]
-    return [f"{p.name} {p.version}" for p in wanted if p.tier == tier and not p.built]
+    of = set(with_needs(tier, stack)) - {CORE} | {tier}
+    return [f"{p.name} {p.version}" for p in wanted if p.tier in of and not p.built]
 
 
 @dataclass(frozen=True)

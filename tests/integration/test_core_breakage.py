@@ -21,6 +21,7 @@ import pytest
 from kubernetes import client as k8s
 
 from conformance import run as runs, waiting
+from conformance.cluster import paths
 from tests.integration.core_runs import ROOT, run_suites
 
 pytestmark = pytest.mark.serial
@@ -197,12 +198,12 @@ def _cluster(*args: str) -> None:
 
 def test_stopped_runtime_fails_node_ready_and_pod_start_naming_the_runtime(admin_api, held, tmp_path):
     try:
-        _cluster("hold", "containerd")
+        _cluster("hold", paths.runtime_process())
         _wait(f"node {NODE} to report NotReady", lambda: _node_ready(admin_api), until=lambda s: s != "True")
         run = _judge(held, ["suites/test_control_plane.py", "suites/test_runtime.py"], tmp_path,
                      keyword="every_expected_node_is_ready or starts_and_becomes_ready")
     finally:
-        _cluster("release", "containerd")
+        _cluster("release", paths.runtime_process())
         _wait(f"node {NODE} Ready again", lambda: _node_ready(admin_api), until=lambda s: s == "True")
         _wait("CoreDNS ready again", lambda: _coredns_ready(admin_api), until=lambda n: n >= 1)
     assert run.exit_code == 1, run.output

@@ -4,8 +4,8 @@ The images are pushed by the publishing code path (`nox -s publish-images`) to t
 registry (Debian's docker-registry on the LAN) under a prefix no earlier test used, so the node
 holds nothing under the mirrored names before the pod or the run asks for them. Each test
 removes the images it made the node pull. Judged from the pod's imageID, the registry's access
-log (containerd resolving the new name there; it downloads only the blobs its content store,
-shared by digest, does not hold yet) and containerd's image list.
+log (the node's runtime, CRI-O or containerd, resolving the new name there; it downloads only
+the blobs its storage, shared by digest, does not hold yet) and the runtime's images.
 """
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from conformance import pods
-from conformance.cluster import build, paths, publish, registry
-from conformance.cluster.images import list_images, run_tool
+from conformance import mirror, pods
+from conformance.cluster import build, crio, paths, publish, registry, stack_images
 from conformance.probes import workloads
+from conformance.profile import Images
 from conformance.waiting import wait_for
 from run_leftovers import wait_for_free_lease
 
@@ -33,22 +33,22 @@ LEASE_TRIES = 5
 FAST_FAILURE_S = 90
 
 
-def _ctr() -> str:
-    return str(build.programs()["containerd"].binary("ctr"))
-
-
-def node_images() -> dict[str, str]:
-    return list_images(_ctr(), str(paths.CONTAINERD_SOCK))
+def node_images(prefix: str) -> dict[str, str]:
+    """The suite's images the node's runtime holds under `prefix`, each with its digest."""
+    return stack_images.held(build.programs(), [i.pulled for i in mirror.mirrored(Images(registry_prefix=prefix))])
 
 
 @pytest.fixture(scope="module")
 def lan_registry():
     """The harness's registry on 192.168.77.2:5000: the supervised one, or started here the same way."""
-    conf = (paths.STATE / "containerd.toml").read_text()
-    if str(paths.REGISTRY_HOSTS) not in conf:
-        pytest.fail("the node's containerd runs without the registry hosts config_path; "
+    if paths.runtime() == "containerd":
+        if str(paths.REGISTRY_HOSTS) not in (paths.STATE / "containerd.toml").read_text():
+            pytest.fail("the node's containerd runs without the registry hosts config_path; "
+                        "bring the cluster up again with this harness (`nox -s cluster-down cluster`)")
+        registry.runtime_hosts()
+    elif registry.ADDRESS not in crio.REGISTRIES.read_text():
+        pytest.fail(f"the node's CRI-O does not name {registry.ADDRESS} in {crio.REGISTRIES}; "
                     "bring the cluster up again with this harness (`nox -s cluster-down cluster`)")
-    registry.runtime_hosts()
     if registry.ready():
         yield paths.LOGS / f"{registry.NAME}.log"
         return
@@ -72,22 +72,21 @@ def prefix(lan_registry):
     """A registry prefix no earlier test used; the node forgets what it pulled from it."""
     value = f"{registry.ADDRESS}/pcf-it-{uuid.uuid4().hex[:8]}"
     yield value
-    for name in node_images():
-        if name.startswith(f"{value}/"):
-            run_tool([_ctr(), "--address", str(paths.CONTAINERD_SOCK), "--namespace", "k8s.io", "images", "rm", name],
-                     timeout=60, what=f"removing {name}")
+    for name in node_images(value):
+        stack_images.remove(build.programs(), name)
 
 
 def pulls_logged(log: Path, repository: str) -> set[tuple[str, str]]:
-    """(method, manifests|blobs) of the requests containerd made for `repository` that succeeded."""
-    pattern = re.compile(rf'"(HEAD|GET) /v2/{re.escape(repository)}/(manifests|blobs)/\S+ HTTP/1.1" 200 .*"containerd/')
+    """(method, manifests|blobs) of the requests the node's runtime made for `repository` that succeeded."""
+    agent = re.escape(paths.runtime())
+    pattern = re.compile(rf'"(HEAD|GET) /v2/{re.escape(repository)}/(manifests|blobs)/\S+ HTTP/1.1" 200 .*"{agent}/')
     return {m.groups() for m in map(pattern.search, log.read_text(errors="replace").splitlines()) if m}
 
 
 def test_a_pod_pulls_the_published_probe_image_from_the_registry(admin, lan_registry, prefix):
     pushed = {p.upstream: p for p in publish.publish(prefix, tls_verify=False)}
     probe = pushed[workloads.PROBE_IMAGE]
-    assert probe.pushed not in node_images()
+    assert probe.pushed not in node_images(prefix)
     assert f"{prefix.split('/', 1)[1]}/{workloads.PROBE_IMAGE.rsplit(':', 1)[0]}" in registry.catalog()
 
     ns = f"pcf-it-pull-{uuid.uuid4().hex[:6]}"
@@ -104,7 +103,7 @@ def test_a_pod_pulls_the_published_probe_image_from_the_registry(admin, lan_regi
     assert seen.ready
     repository = probe.pushed.rsplit(":", 1)[0]
     assert status.image_id == f"{repository}@{probe.digest}", status
-    assert node_images()[probe.pushed] == probe.digest
+    assert node_images(prefix)[probe.pushed] == probe.digest
     assert {kind for _, kind in pulls_logged(lan_registry, repository.split("/", 1)[1])} >= {"manifests"}
 
 
@@ -127,11 +126,11 @@ def test_a_write_promise_runs_on_images_pulled_from_the_profiles_registry(tmp_pa
                                                                          admin_api):
     publish.publish(prefix, tls_verify=False)
     mirrored = {f"{prefix}/{name}" for name in (workloads.PROBE_IMAGE, workloads.ECHO_IMAGE)}
-    assert not mirrored & set(node_images())
+    assert not mirrored & set(node_images(prefix))
     run, _ = suite_run(tmp_path, admin_api, prefix, "-m", "dns", "-k", "test_pod_resolves_service_fqdn")
     assert run.returncode == 0, run.stdout[-3000:]
     assert "verdict: pass" in run.stdout and " passed" in run.stdout, run.stdout[-3000:]
-    assert mirrored <= set(node_images())
+    assert mirrored <= set(node_images(prefix))
     for name in mirrored:
         assert {kind for _, kind in pulls_logged(lan_registry, name.rsplit(":", 1)[0].split("/", 1)[1])} >= {"manifests"}
 

@@ -158,10 +158,12 @@ def test_runtime_check_names_the_node_with_another_runtime(tmp_path):
     healthy = _read_only(tmp_path, ["suites/test_runtime.py"], {}, keyword="expected_runtime")
     assert healthy.outcomes("runtime/nodes/expected-runtime") == {"passed"}, healthy.output
     (tmp_path / "broken").mkdir()
+    running = paths.runtime()
+    other = next(name for name in paths.RUNTIMES if name != running)
     broken = _read_only(tmp_path / "broken", ["suites/test_runtime.py"],
-                        {"components": {"runtime": {"name": "cri-o", "min_version": "1.33"}}}, keyword="expected_runtime")
+                        {"components": {"runtime": {"name": other, "min_version": "1.33"}}}, keyword="expected_runtime")
     [failure] = broken.failures("runtime/nodes/expected-runtime")
-    assert "profile: cri-o >= 1.33; nodes report: pcf-node: containerd://" in failure["reason"], failure
+    assert f"profile: {other} >= 1.33; nodes report: pcf-node: {running}://" in failure["reason"], failure
 
 
 def test_cilium_checks_pass_on_healthy_objects_and_name_each_broken_one(seeded, tmp_path, admin_api):

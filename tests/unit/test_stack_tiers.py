@@ -42,6 +42,19 @@ def test_cached_selection_runs_core_always_and_skips_a_tier_whose_builds_are_mis
     assert tiers.select("cached", STACK).chosen == ("core", "edge", "secrets")
 
 
+def test_a_tier_that_builds_on_another_counts_that_ones_builds_as_its_own(cache):
+    stack = {**STACK, "tier_needs": {"edge": ["runtime-x"]}, "programs": {
+        **STACK["programs"], "rt": {"module": "example.org/rt", "version": "v2.0.0", "tier": "runtime-x",
+                                    "packages": {"rt": "."}}}}
+    assert tiers.with_needs("edge", stack) == ("core", "runtime-x", "edge")
+    assert tiers.with_needs("secrets", stack) == ("core", "secrets")
+    assert "rt v2.0.0" in tiers.missing("edge", stack) and tiers.missing("secrets", stack) == []
+    for program in ("lb-v0.1.0/lb", "proxy-1.0/proxy"):
+        (cache / "bin" / program).parent.mkdir(parents=True)
+        (cache / "bin" / program).touch()
+    assert tiers.missing("edge", stack) == ["rt v2.0.0"]
+
+
 def test_a_named_selection_keeps_stack_order_and_an_unknown_tier_names_the_known_ones():
     assert tiers.select("secrets,core", STACK).chosen == ("core", "secrets")
     with pytest.raises(HarnessError) as err:
