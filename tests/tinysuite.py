@@ -29,7 +29,7 @@ def project(root: Path, files: dict[str, str], plugins=NO_CLUSTER) -> Path:
     return root
 
 
-def run(root: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+def run(root: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pytest", *args], cwd=root, capture_output=True, text=True,
                           timeout=timeout, env=_env())
 
